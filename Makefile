@@ -1,0 +1,34 @@
+# faceedit-bench: every target calls the `faceedit-bench` CLI; no logic lives here.
+# Variables pass straight through, e.g. `make bench METHOD=stgan RES=256 DATA=celeba DEVICES=4`.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+CLI    := $(VENV)/bin/faceedit-bench
+STAMP  := $(VENV)/.installed
+
+# Optional pass-through variables: only those set on the command line reach the CLI.
+ARGS := $(if $(METHOD),--method $(METHOD)) $(if $(RES),--res $(RES)) $(if $(DATA),--data $(DATA)) \
+        $(if $(PROFILE),--profile $(PROFILE)) $(if $(DEVICES),--devices $(DEVICES)) \
+        $(if $(NODES),--nodes $(NODES)) $(if $(PRECISION),--precision $(PRECISION)) \
+        $(if $(CKPT),--ckpt $(CKPT)) $(if $(OUT),--out $(OUT)) $(if $(N),--n $(N))
+
+.DEFAULT_GOAL := help
+.PHONY: help install test clean
+
+help: ## list the targets with what each does
+	@grep -E '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
+
+install: $(STAMP) ## create .venv and install the package with its dev extra (idempotent)
+
+$(STAMP): pyproject.toml
+	test -x $(PY) || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.14.1 torchvision==0.29.1 || $(PY) -m pip install -q "torch>=2.4,<2.15" "torchvision>=0.19,<0.30"
+	$(PY) -m pip install -q -e '.[dev]'
+	touch $(STAMP)
+
+test: $(STAMP) ## run the test suite (CPU, tiny sizes)
+	$(PY) -m pytest -q $(TESTARGS)
+
+clean: ## remove caches, build outputs and run directories (keeps .venv and committed results)
+	rm -rf build dist *.egg-info .pytest_cache runs outputs wandb lightning_logs
+	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +

@@ -1,0 +1,20 @@
+"""``faceedit-bench methods``: list the registered methods and their configured resolutions."""
+from __future__ import annotations
+
+
+def run(args) -> int:
+    from ..config import method_resolutions
+    from ..methods import available, get_method_class
+
+    for name in available():
+        cls = get_method_class(name)
+        doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
+        res = ",".join(str(r) for r in method_resolutions(name)) or "-"
+        print(f"{name:10s} res {res:18s} {doc}")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("methods", help="list the registered methods",
+                              description=__doc__)
+    p.set_defaults(func=run)

@@ -1,0 +1,154 @@
+"""Result records: one JSON object per evaluation, in append-only JSON-lines files (DESIGN §3).
+
+A record carries the method, data, every metric (overall and per attribute) and the protocol
+that produced them; a number never travels without its protocol. Appends are safe across
+processes: a file lock around one ``os.write`` of the whole line.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+from pathlib import Path
+from typing import Any, Iterator
+
+from filelock import FileLock
+
+SCHEMA_VERSION = 1
+
+#: top-level key -> accepted Python types
+REQUIRED: dict[str, tuple[type, ...]] = {
+    "schema_version": (int,),
+    "method": (str,),
+    "resolution": (int,),
+    "dataset": (str,),
+    "split": (str,),
+    "n_images": (int,),
+    "metrics": (dict,),
+    "per_attribute": (dict,),
+    "protocol": (dict,),
+    "created": (str,),
+}
+OPTIONAL: dict[str, tuple[type, ...]] = {"run": (dict,), "profile": (str,), "notes": (str,)}
+#: protocol keys every record must carry
+PROTOCOL_REQUIRED = ("attrs", "crop", "resize_filter", "test_intensity", "seed", "commit",
+                     "precision", "devices", "data_hash")
+
+
+class RecordError(ValueError):
+    """A record that does not follow the schema; the message names the key."""
+
+
+class ResultsFileError(ValueError):
+    """A malformed line in a results file; the message starts with ``path:line:``."""
+
+
+def _is_number(v: Any) -> bool:
+    return v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+
+
+def validate_record(rec: Any) -> dict:
+    """Return ``rec`` if it follows the schema, else raise :class:`RecordError` naming the key."""
+    if not isinstance(rec, dict):
+        raise RecordError(f"record must be a JSON object, got {type(rec).__name__}")
+    for key, types in REQUIRED.items():
+        if key not in rec:
+            raise RecordError(f"missing key {key!r}")
+        if not isinstance(rec[key], types) or isinstance(rec[key], bool):
+            raise RecordError(f"key {key!r}: expected {types[0].__name__}, got {type(rec[key]).__name__}")
+    for key in rec:
+        if key not in REQUIRED and key not in OPTIONAL:
+            raise RecordError(f"unknown key {key!r}; allowed: {sorted(REQUIRED) + sorted(OPTIONAL)}")
+        if key in OPTIONAL and not isinstance(rec[key], OPTIONAL[key]):
+            raise RecordError(f"key {key!r}: expected {OPTIONAL[key][0].__name__}")
+    if rec["schema_version"] != SCHEMA_VERSION:
+        raise RecordError(f"key 'schema_version': expected {SCHEMA_VERSION}, got {rec['schema_version']}")
+    for name, value in rec["metrics"].items():
+        if not _is_number(value):
+            raise RecordError(f"metrics[{name!r}]: expected a number or null, got {value!r}")
+    for name, table in rec["per_attribute"].items():
+        if not isinstance(table, dict):
+            raise RecordError(f"per_attribute[{name!r}]: expected an object attribute -> number")
+        for attr, value in table.items():
+            if not _is_number(value):
+                raise RecordError(f"per_attribute[{name!r}][{attr!r}]: expected a number, got {value!r}")
+    for key in PROTOCOL_REQUIRED:
+        if key not in rec["protocol"]:
+            raise RecordError(f"protocol: missing key {key!r}")
+    return rec
+
+
+def make_record(
+    method: str,
+    resolution: int,
+    dataset: str,
+    split: str,
+    n_images: int,
+    metrics: dict[str, float | None],
+    protocol: dict[str, Any],
+    per_attribute: dict[str, dict[str, float]] | None = None,
+    **optional: Any,
+) -> dict:
+    """Build and validate a record; NaN/inf metric values become null."""
+
+    def clean(v):
+        return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
+
+    rec = {
+        "schema_version": SCHEMA_VERSION,
+        "method": method,
+        "resolution": int(resolution),
+        "dataset": dataset,
+        "split": split,
+        "n_images": int(n_images),
+        "metrics": {k: clean(float(v) if v is not None else None) for k, v in metrics.items()},
+        "per_attribute": {
+            m: {a: clean(float(v)) for a, v in t.items()} for m, t in (per_attribute or {}).items()
+        },
+        "protocol": dict(protocol),
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        **optional,
+    }
+    return validate_record(rec)
+
+
+def append_record(path: str | os.PathLike, rec: dict) -> None:
+    """Append one validated record as one line; safe when several processes append at once."""
+    validate_record(rec)
+    line = (json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n").encode()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            written = os.write(fd, line)
+            if written != len(line):  # never leave a partial line: roll it back
+                os.ftruncate(fd, os.fstat(fd).st_size - written)
+                raise OSError(f"{path}: short write ({written} of {len(line)} bytes)")
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+
+def iter_records(path: str | os.PathLike) -> Iterator[dict]:
+    """Yield every record of a results file; a malformed line raises naming ``path:line``."""
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, start=1):
+            if not raw.strip():
+                continue
+            if not raw.endswith(b"\n"):
+                raise ResultsFileError(f"{path}:{lineno}: truncated record (no end of line); "
+                                       "the writer was interrupted — remove or repair this line")
+            try:
+                rec = json.loads(raw)
+            except json.JSONDecodeError as e:
+                raise ResultsFileError(f"{path}:{lineno}: not valid JSON ({e.msg} at column {e.colno})") from None
+            try:
+                yield validate_record(rec)
+            except RecordError as e:
+                raise ResultsFileError(f"{path}:{lineno}: {e}") from None
+
+
+def read_records(path: str | os.PathLike) -> list[dict]:
+    return list(iter_records(path))
