@@ -1,0 +1,1 @@
+"""Data: CelebA-layout readers, the SynthFaces renderer/exporter, the store and the DataModule."""
