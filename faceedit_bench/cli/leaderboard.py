@@ -1,0 +1,28 @@
+"""``faceedit-bench leaderboard``: re-render leaderboards/ from results/*.jsonl and the papers' CSVs."""
+from __future__ import annotations
+
+import sys
+
+
+def run(args) -> int:
+    from ..leaderboard import render_all
+    from ..leaderboard.load import PaperTableError
+    from ..results import ResultsFileError
+
+    try:
+        written = render_all(args.results, args.out, args.papers, charts=not args.no_charts)
+    except (ResultsFileError, PaperTableError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+    print(f"rendered {len(written)} files into {args.out}/ (index: {args.out}/README.md)")
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("leaderboard", help="render leaderboards from the result records",
+                              description=__doc__)
+    p.add_argument("--results", default="results", help="folder of result files (*.jsonl)")
+    p.add_argument("--out", default="leaderboards", help="output folder")
+    p.add_argument("--papers", default=None, help="papers' CSVs (default: <out>/papers)")
+    p.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
+    p.set_defaults(func=run)

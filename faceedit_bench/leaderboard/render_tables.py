@@ -1,0 +1,219 @@
+"""Markdown + CSV leaderboards from result records and the papers' numbers (deterministic).
+
+- ``<paper>_<table>.md/.csv``: the paper's rows as published, then our measured rows of the
+  methods that table contains, each labelled with dataset, resolution, profile and protocol id.
+- ``unified_<dataset>_<res>.md/.csv``: every method x every metric measured on that data and
+  resolution, sorted by the primary metric in its direction (``directions.HIGHER_IS_BETTER``);
+  the best value of each column is bold; per-attribute TARR follows.
+- ``README.md``: the index and the protocol legend.
+No timestamps, stable sorts: the same records give byte-identical files.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from collections import defaultdict
+from pathlib import Path
+
+from . import plots
+from .directions import direction, order_metrics, to_unit
+from .io import write_text_atomic
+from .load import PaperTable, latest_records, load_paper_tables, load_records, protocol_id
+
+DASH = "—"
+LEGEND_KEYS = ("crop", "resize_filter", "test_intensity", "split", "precision", "devices",
+               "data_hash", "commit")
+
+
+def fmt(v: float | None) -> str:
+    if v is None:
+        return DASH
+    if abs(v) >= 1000:
+        return f"{v:.0f}"
+    if abs(v) >= 100:
+        return f"{v:.1f}"
+    return f"{v:.4g}" if abs(v) >= 1 else f"{v:.4f}"
+
+
+def measured_label(rec: dict) -> str:
+    """``stgan (ours) · synth 64px · quick · protocol ab12cd34``."""
+    prof = rec.get("profile", "")
+    return (f"{rec['method']} (ours) · {rec['dataset']} {rec['resolution']}px"
+            + (f" · {prof}" if prof else "") + f" · protocol {protocol_id(rec)}")
+
+
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    esc = lambda s: str(s).replace("|", "\\|")  # noqa: E731
+    lines = ["| " + " | ".join(map(esc, header)) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(map(esc, r)) + " |" for r in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _csv_text(header: list[str], rows: list[list]) -> str:
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow(header)
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def _metric_value(rec: dict, metric: str) -> float | None:
+    m = rec["metrics"]
+    if metric in m:
+        return m[metric]
+    return m.get(f"{metric}_mean")
+
+
+# ---------------------------------------------------------------- paper tables
+def render_paper_table(table: PaperTable, records: list[dict]) -> tuple[str, str]:
+    """(markdown, csv) of one paper table with our measured rows of the same methods."""
+    metrics = table.metrics
+    units = {r["metric"]: r["unit"] for r in table.rows}
+    head_m = [f"{m} ({units[m]})" if units[m] else m for m in metrics]
+    header = ["source", "row", "dataset", "res", *head_m]
+    by_row: dict[str, dict] = {}
+    for r in table.rows:
+        by_row.setdefault(r["row"], {"row": r, "values": {}})["values"][r["metric"]] = r["value"]
+    md_rows, csv_rows = [], []
+    for label, entry in by_row.items():  # the paper's order
+        r = entry["row"]
+        vals = [entry["values"].get(m, DASH) for m in metrics]
+        md_rows.append(["paper", label, r["dataset"], r["resolution"] or DASH, *vals])
+        csv_rows.append(["paper", label, r["method"], r["dataset"], r["resolution"], "", "", *vals])
+    measured = [rec for rec in records if rec["method"] in table.methods]
+    for rec in measured:
+        vals = [fmt(to_unit(m, _metric_value(rec, m), units[m])) for m in metrics]
+        md_rows.append(["measured", measured_label(rec), rec["dataset"], str(rec["resolution"]), *vals])
+        csv_rows.append(["measured", f"{rec['method']} (ours)", rec["method"], rec["dataset"],
+                         rec["resolution"], rec.get("profile", ""), protocol_id(rec), *vals])
+    notes = []
+    for r in table.rows:
+        if r["note"] and r["note"] not in notes:
+            notes.append(r["note"])
+    src = table.rows[0]["source"]
+    md = [f"# {table.paper} — {table.table}\n",
+          f"Published numbers transcribed from `{src}` (`leaderboards/papers/{table.name}.csv`); "
+          "measured rows come from `results/*.jsonl` and are labelled with dataset, resolution, "
+          "profile and protocol id (legend in `README.md`). Measured numbers on other data or "
+          "protocols are shown for orientation, not as a reproduction.\n",
+          _md_table(header, md_rows)]
+    if not measured:
+        methods = ", ".join(sorted(table.methods)) or "none"
+        md.append(f"\nNo measured rows yet for the methods of this table ({methods}).\n")
+    if notes:
+        md.append("\nNotes:\n\n" + "".join(f"- {n}\n" for n in notes))
+    csv_header = ["source", "row", "method", "dataset", "resolution", "profile", "protocol", *metrics]
+    return "\n".join(md), _csv_text(csv_header, csv_rows)
+
+
+# ---------------------------------------------------------------- unified tables
+def _sort_rows(recs: list[dict], metrics: list[str]) -> tuple[list[dict], str | None]:
+    primary = next((m for m in metrics if direction(m) is not None
+                    and any(_metric_value(r, m) is not None for r in recs)), None)
+    if primary is None:
+        return sorted(recs, key=lambda r: r["method"]), None
+    hib = direction(primary)
+
+    def key(r):
+        v = _metric_value(r, primary)
+        return (v is None, -v if (v is not None and hib) else (v or 0.0), r["method"], protocol_id(r))
+
+    return sorted(recs, key=key), primary
+
+
+def _best(recs: list[dict], metric: str) -> float | None:
+    d = direction(metric)
+    vals = [v for r in recs if (v := _metric_value(r, metric)) is not None]
+    if d is None or not vals:
+        return None
+    return max(vals) if d else min(vals)
+
+
+def render_unified(dataset: str, res: int, recs: list[dict]) -> tuple[str, str]:
+    metrics = order_metrics({m for r in recs for m in r["metrics"]})
+    recs, primary = _sort_rows(recs, metrics)
+    arrows = {True: " ↑", False: " ↓", None: ""}
+    units = {m: "%" if to_unit(m, 1.0, "%") != 1.0 else "" for m in metrics}
+    header = ["method", "profile", "split", "n", "protocol",
+              *[m + (" (%)" if units[m] else "") + arrows[direction(m)] for m in metrics]]
+    md_rows, csv_rows = [], []
+    best = {m: _best(recs, m) for m in metrics}
+    for r in recs:
+        cells = []
+        for m in metrics:
+            v = _metric_value(r, m)
+            s = fmt(to_unit(m, v, units[m]))
+            hit = v is not None and best[m] is not None and fmt(to_unit(m, best[m], units[m])) == s
+            cells.append(f"**{s}**" if hit else s)
+        base = [r["method"], r.get("profile", ""), r["split"], str(r["n_images"]), protocol_id(r)]
+        md_rows.append(base + cells)
+        csv_rows.append(base + ["" if _metric_value(r, m) is None else repr(_metric_value(r, m)) for m in metrics])
+    order = (f"Sorted by `{primary}` ({'higher' if direction(primary) else 'lower'} is better). "
+             if primary else "")
+    md = [f"# Unified leaderboard — {dataset}, {res} px\n",
+          "Every method x every metric from `results/*.jsonl` (the latest record per method, "
+          f"profile and protocol). {order}↑/↓ mark each metric's direction, the best value of each "
+          "column is bold; rates are in %. Protocol ids are explained in `README.md`.\n",
+          _md_table(header, md_rows)]
+    attrs = sorted({a for r in recs for a in r["per_attribute"].get("tarr", {})})
+    if attrs:
+        order = list(recs[0]["protocol"].get("attrs", [])) if recs else []
+        attrs = [a for a in order if a in attrs] + [a for a in attrs if a not in order]
+        rows = [[r["method"], protocol_id(r),
+                 *[fmt(to_unit("tarr", r["per_attribute"].get("tarr", {}).get(a), "%")) for a in attrs]]
+                for r in recs]
+        md.append("\n## TARR per attribute (%)\n\n" + _md_table(["method", "protocol", *attrs], rows))
+    return "\n".join(md), _csv_text(header, csv_rows)
+
+
+# ---------------------------------------------------------------- index
+def render_index(records: list[dict], tables: list[PaperTable], unified: list[str], charts: list[str]) -> str:
+    lines = ["# Leaderboards\n",
+             "Generated by `faceedit-bench leaderboard` (`make leaderboard`) from `results/*.jsonl` and "
+             "`leaderboards/papers/*.csv`; do not edit by hand.\n", "## Unified tables\n"]
+    lines += [f"- [{u}]({u}.md)" for u in unified] or ["- (no result records yet)"]
+    lines += ["", "## The papers' tables with our measured rows\n"]
+    lines += [f"- [{t.paper} — {t.table}]({t.name}.md)" for t in tables]
+    if charts:
+        lines += ["", "## Per-attribute TARR charts\n"] + [f"- [{c}](plots/{c})" for c in charts]
+    legend = {}
+    for r in records:
+        legend.setdefault(protocol_id(r), r["protocol"])
+    if legend:
+        header = ["protocol", *LEGEND_KEYS]
+        rows = [[pid, *[str(p.get(k, DASH)) for k in LEGEND_KEYS]] for pid, p in sorted(legend.items())]
+        lines += ["", "## Protocol legend\n", "The id is a hash of the record's whole `protocol` object; "
+                  "the main fields:\n", _md_table(header, rows)]
+    return "\n".join(lines) + "\n"
+
+
+def render_all(results_dir: str | Path = "results", out_dir: str | Path = "leaderboards",
+               papers_dir: str | Path | None = None, charts: bool = True) -> list[Path]:
+    """Render every leaderboard file into ``out_dir``; returns the written paths (sorted)."""
+    out_dir = Path(out_dir)
+    papers_dir = Path(papers_dir) if papers_dir else out_dir / "papers"
+    records = latest_records(load_records(results_dir))
+    tables = load_paper_tables(papers_dir)
+    written: list[Path] = []
+    for t in tables:
+        md, cs = render_paper_table(t, records)
+        written += [write_text_atomic(out_dir / f"{t.name}.md", md),
+                    write_text_atomic(out_dir / f"{t.name}.csv", cs)]
+    groups: dict[tuple[str, int], list[dict]] = defaultdict(list)
+    for r in records:
+        groups[(r["dataset"], r["resolution"])].append(r)
+    unified = []
+    for (ds, res) in sorted(groups):
+        name = f"unified_{ds}_{res}"
+        md, cs = render_unified(ds, res, groups[(ds, res)])
+        written += [write_text_atomic(out_dir / f"{name}.md", md), write_text_atomic(out_dir / f"{name}.csv", cs)]
+        unified.append(name)
+    chart_names = []
+    if charts:
+        for r in records:
+            path = plots.tarr_bar_chart(r, out_dir / "plots")
+            if path is not None:
+                written.append(path)
+                chart_names.append(path.name)
+    written.append(write_text_atomic(out_dir / "README.md", render_index(records, tables, unified, chart_names)))
+    return sorted(written)
