@@ -120,23 +120,26 @@ def _listing_hash(folder: Path, names) -> dict:
     return {"count": len(items), "names_sizes_hash": stable_hash(sorted(items))}
 
 
-def _parser_labels(tmp: Path, parser_weights, progress: bool) -> str:
-    """Fill ``labels.npy`` with the BiSeNet parser (faceedit_bench.parsing.precompute)."""
+def _parser_labels(tmp: Path, out_dir: Path, parser_weights, progress: bool) -> str:
+    """Fill ``labels.npy`` with the BiSeNet parser (``faceedit_bench.parsing.precompute``).
+
+    The parser writes to a stable side file next to the store (resumable after a kill, see
+    ``precompute_masks``) which is then moved into the temporary store folder.
+    """
     try:
-        from ..parsing import precompute  # noqa: F401  (owned by the parser engineer)
+        from ..parsing.precompute import precompute_masks
     except ImportError as e:
-        raise ImportError("parser masks need faceedit_bench.parsing.precompute "
-                          f"(BiSeNet parser, `faceedit-bench masks`): {e}") from None
+        raise ImportError("parser masks need faceedit_bench.parsing (BiSeNet parser, "
+                          f"`faceedit-bench masks`): {e}") from None
     if parser_weights is None or not Path(parser_weights).is_file():
         raise FileNotFoundError(
-            f"parser weights {parser_weights!r} not found; masks='parser' needs the BiSeNet "
-            "state dict (face-parsing.PyTorch 79999_iter.pth, or one trained with "
-            "`faceedit-bench parser train`)")
-    fn = getattr(precompute, "parse_into_store", None)
-    if fn is None:
-        raise ImportError("faceedit_bench.parsing.precompute has no parse_into_store(store_dir, "
-                          "parser_weights, progress=...) to fill labels.npy")
-    fn(tmp, parser_weights, progress=progress)
+            f"parser weights {parser_weights!r} not found; masks='parser' needs a BiSeNet state "
+            "dict: the public face-parsing.PyTorch 79999_iter.pth (put it at "
+            "data/weights/79999_iter.pth) or one trained with `faceedit-bench parser train`")
+    side = out_dir.parent / f".{out_dir.name}.parser-labels.npy"
+    images = np.load(tmp / "images.npy", mmap_mode="r")
+    precompute_masks(images, str(parser_weights), side, res=images.shape[1], progress=progress)
+    os.replace(side, tmp / "labels.npy")
     return file_hash(str(parser_weights))
 
 
@@ -216,6 +219,11 @@ def build_store(source_root, out_dir, dataset: str, res: int, crop: str | None =
         raise ValueError(f"unknown masks {masks!r}; expected one of {MASK_SOURCES}")
     if resize_filter not in RESIZE_FILTERS:
         raise ValueError(f"unknown resize filter {resize_filter!r}; expected {list(RESIZE_FILTERS)}")
+    if masks == "parser" and (parser_weights is None or not Path(parser_weights).is_file()):
+        raise FileNotFoundError(
+            f"parser weights {parser_weights!r} not found; masks='parser' needs a BiSeNet state "
+            "dict: the public face-parsing.PyTorch 79999_iter.pth (put it at "
+            "data/weights/79999_iter.pth) or one trained with `faceedit-bench parser train`")
     config = {"dataset": dataset, "res": int(res), "crop": crop, "masks": masks,
               "split": split, "resize_filter": resize_filter, "skip_bad": bool(skip_bad)}
     if _existing(out_dir, config, overwrite):
@@ -256,7 +264,7 @@ def build_store(source_root, out_dir, dataset: str, res: int, crop: str | None =
         np.save(tmp / "split.npy", split_codes)
         np.save(tmp / "lines.npy", src.table.lines[keep])
         (tmp / "filenames.txt").write_text("\n".join(filenames) + "\n")
-        parser_hash = _parser_labels(tmp, parser_weights, progress) if masks == "parser" else None
+        parser_hash = _parser_labels(tmp, out_dir, parser_weights, progress) if masks == "parser" else None
         cfs = _copy_counterfactuals(src, tmp, filenames, split_codes, res, resample) \
             if dataset == "synth" else None
         sources = {"files": {p.name: file_hash(str(p)) for p in src.list_files},

@@ -1,0 +1,105 @@
+"""The decoded store: contents, manifest/hash, reuse, atomic writes, --skip-bad, mask sources."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from _celeba_fixtures import attrs_for, colour, expected_mask, write_celeba, write_celebahq
+from faceedit_bench.data.celeba import DataFormatError, crop_resize
+from faceedit_bench.data.store import Store, build_store
+
+
+def _leftovers(parent):
+    return [p.name for p in parent.iterdir() if p.name.startswith(".")]
+
+
+def test_celeba_store_contents_and_manifest(tmp_path):
+    root = write_celeba(tmp_path / "src", n=6)              # 218x178, masks of the same size
+    out = build_store(root, tmp_path / "stores" / "s", "celeba", res=16, workers=1)
+    st = Store(out)
+    assert st.images.shape == (6, 16, 16, 3) and st.labels.shape == (6, 16, 16)
+    assert isinstance(st.images, np.memmap)
+    for i in range(6):
+        assert np.abs(st.images[i].reshape(-1, 3).mean(0) - colour(i)).max() < 3
+        want = crop_resize(expected_mask((218, 178), i), (26, 3, 170, 170), 16, 0)
+        np.testing.assert_array_equal(st.labels[i], want)
+        np.testing.assert_array_equal(st.attrs[i], attrs_for(i))
+    m = st.manifest
+    assert m["crop"]["name"] == "attgan170" and m["crop"]["box_top_left_h_w"] == [26, 3, 170, 170]
+    assert m["split"]["rule"] == "attgan" and m["split"]["counts"]["train"] == 6
+    assert set(m["sources"]["files"]) == {"list_attr_celeba.txt"} and m["skipped"] == []
+    assert st.filenames[0] == "000001.jpg" and st.split_indices("train").tolist() == list(range(6))
+    assert st.counterfactuals("Bald") is None
+    assert _leftovers(tmp_path / "stores") == []
+    # same data elsewhere -> same hash; another resolution -> another hash
+    again = Store(build_store(root, tmp_path / "other", "celeba", res=16, workers=1))
+    assert again.hash == st.hash
+    assert Store(build_store(root, tmp_path / "r8", "celeba", res=8, workers=1)).hash != st.hash
+
+
+def test_store_reused_and_settings_checked(tmp_path):
+    root = write_celeba(tmp_path / "src", n=4, hw=(24, 24))
+    out = build_store(root, tmp_path / "s", "synth", res=8, workers=1)
+    stamp = (out / "images.npy").stat().st_mtime_ns
+    assert build_store(root, out, "synth", res=8, workers=1) == out
+    assert (out / "images.npy").stat().st_mtime_ns == stamp
+    with pytest.raises(FileExistsError, match="res"):
+        build_store(root, out, "synth", res=16, workers=1)
+    build_store(root, out, "synth", res=16, workers=1, overwrite=True)
+    assert Store(out).images.shape[1] == 16 and _leftovers(tmp_path) == []
+
+
+def test_corrupt_jpeg_stops_cleanly_or_is_skipped(tmp_path):
+    root = write_celeba(tmp_path / "src", n=6, hw=(24, 24))
+    bad = root / "img_align_celeba" / "000004.jpg"
+    bad.write_bytes(bad.read_bytes()[:30])
+    with pytest.raises(DataFormatError, match=r"000004.jpg: cannot decode image \(listed at .*list_attr_celeba.txt:6\)"):
+        build_store(root, tmp_path / "st" / "s", "synth", res=8, workers=2)
+    assert not (tmp_path / "st" / "s").exists() and _leftovers(tmp_path / "st") == []
+    st = Store(build_store(root, tmp_path / "st" / "s", "synth", res=8, workers=2, skip_bad=True))
+    assert len(st) == 5 and "000004.jpg" not in st.filenames
+    assert st.manifest["skipped_files"] == ["img_align_celeba/000004.jpg"]
+    assert "cannot decode" in st.manifest["skipped"][0]["reason"]
+    for row, name in enumerate(st.filenames):                   # rows compacted correctly
+        i = int(name[:6]) - 1
+        assert np.abs(st.images[row].reshape(-1, 3).mean(0) - colour(i)).max() < 3
+        np.testing.assert_array_equal(st.attrs[row], attrs_for(i))
+    assert st.split.tolist() == [0, 0, 1, 2, 2]          # 000004 (val) dropped
+
+
+def test_mask_of_wrong_size_named(tmp_path):
+    root = write_celeba(tmp_path / "src", n=4, hw=(24, 24))
+    png = root / "CelebAMask-HQ-mask-anno" / "0" / "00002_hair.png"
+    Image.new("L", (20, 24)).save(png)
+    with pytest.raises(DataFormatError, match=r"00002_hair.png: mask is 20x24 \(WxH\); expected 24x24"):
+        build_store(root, tmp_path / "s", "synth", res=8, workers=1)
+    st = Store(build_store(root, tmp_path / "s", "synth", res=8, workers=1, skip_bad=True))
+    assert st.filenames == ["000001.jpg", "000002.jpg", "000004.jpg"]
+
+
+def test_mask_sources_none_and_parser(tmp_path):
+    root = write_celeba(tmp_path / "src", n=3, hw=(24, 24), masks=False)
+    with pytest.raises(FileNotFoundError, match="CelebAMask-HQ-mask-anno"):
+        build_store(root, tmp_path / "g", "synth", res=8, workers=1, masks="gt")
+    st = Store(build_store(root, tmp_path / "n", "synth", res=8, workers=1, masks="none"))
+    assert st.manifest["masks"] == "none" and not st.labels.any()
+    with pytest.raises(FileNotFoundError, match="79999_iter.pth"):
+        build_store(root, tmp_path / "p", "synth", res=8, masks="parser", parser_weights=None)
+
+
+def test_celebahq_store_masks_scaled(tmp_path):
+    root = write_celebahq(tmp_path / "hq", n=3, img=64, mask=32)
+    from faceedit_bench.data import sources
+
+    sources.HQ_MASK_SIZE = (32, 32)          # fixture masks are 32 px instead of 512
+    try:
+        st = Store(build_store(root, tmp_path / "s", "celebahq", res=16, workers=1))
+    finally:
+        sources.HQ_MASK_SIZE = (512, 512)
+    for k in range(3):
+        np.testing.assert_array_equal(st.labels[k], crop_resize(expected_mask((32, 32), k), None, 16, 0))
+    assert set(st.manifest["sources"]["files"]) == {"CelebAMask-HQ-attribute-anno.txt",
+                                                   "CelebA-HQ-to-CelebA-mapping.txt"}
+    assert any("header" in n for n in st.manifest["notes"])
+    json.dumps(st.manifest)
