@@ -1,0 +1,113 @@
+"""Training callbacks keyed on generator iterations (``pl_module.iteration``), not global_step.
+
+Lightning's ``global_step`` counts every optimizer step in manual mode (n_critic + 1 per
+iteration, suites.md §C2), so checkpoints, sample grids and the stop condition use the method's
+own counter.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import lightning.pytorch as pl
+import torch
+
+
+def _atomic_save_checkpoint(trainer: pl.Trainer, path: Path) -> None:
+    """``trainer.save_checkpoint`` to a temporary name, then ``os.replace`` (rank 0 writes)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    trainer.save_checkpoint(tmp, weights_only=False)  # full state; collective: every rank calls it
+    if trainer.is_global_zero:
+        os.replace(tmp, path)
+    trainer.strategy.barrier("faceedit_ckpt")
+
+
+class IterationCheckpoint(pl.Callback):
+    """Save ``iter_<it>.ckpt`` every ``every`` iterations and keep ``last.ckpt`` current.
+
+    ``last.ckpt`` is also written when training ends. Every file is complete or absent (written
+    to a temporary name first), so a run killed at any moment resumes from the latest one.
+    """
+
+    def __init__(self, dirpath: str | os.PathLike, every: int, keep_all: bool = True) -> None:
+        if every < 1:
+            raise ValueError(f"checkpoint interval must be >= 1 iteration, got {every}")
+        self.dirpath, self.every, self.keep_all = Path(dirpath), int(every), keep_all
+        self.last_saved = -1
+
+    @property
+    def last_path(self) -> Path:
+        return self.dirpath / "last.ckpt"
+
+    def _save(self, trainer: pl.Trainer, it: int) -> None:
+        if it == self.last_saved:
+            return
+        if trainer.is_global_zero:
+            self.dirpath.mkdir(parents=True, exist_ok=True)
+        trainer.strategy.barrier("faceedit_ckpt_dir")
+        if self.keep_all:
+            _atomic_save_checkpoint(trainer, self.dirpath / f"iter_{it:07d}.ckpt")
+        _atomic_save_checkpoint(trainer, self.last_path)
+        self.last_saved = it
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        it = int(pl_module.iteration)
+        if it % self.every == 0:
+            self._save(trainer, it)
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        self._save(trainer, int(pl_module.iteration))
+
+
+class StopAtIteration(pl.Callback):
+    """Stop when ``pl_module.iteration`` reaches ``max_iters`` (also after a resume)."""
+
+    def __init__(self, max_iters: int) -> None:
+        self.max_iters = int(max_iters)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.iteration >= self.max_iters:
+            trainer.should_stop = True
+
+
+class SampleGrid(pl.Callback):
+    """Every ``every`` iterations, edit fixed inputs and save/log a grid.
+
+    Inputs: the first ``n`` rows of the training set (fixed across runs and resumes). Columns:
+    input, reconstruction, one single-attribute flip per attribute (``sample_grid`` of the
+    method). Written to ``dirpath/iter_<it>.png`` on rank 0 and sent to the logger when it has
+    ``log_image`` (WandbLogger).
+    """
+
+    def __init__(self, dirpath: str | os.PathLike, every: int, n: int = 8) -> None:
+        self.dirpath, self.every, self.n = Path(dirpath), int(every), int(n)
+        self._inputs: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def _fixed_inputs(self, trainer, pl_module):
+        if self._inputs is None:
+            ds = trainer.train_dataloader.dataset
+            rows = [ds[i] for i in range(min(self.n, len(ds)))]
+            images = torch.stack([torch.as_tensor(r["image"]) for r in rows])
+            attrs = torch.stack([torch.as_tensor(r["attrs"]) for r in rows]).float()
+            self._inputs = (images, attrs)
+        images, attrs = self._inputs
+        return images.to(pl_module.device), attrs.to(pl_module.device)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        it = int(pl_module.iteration)
+        if self.every < 1 or it % self.every or not trainer.is_global_zero:
+            return
+        from torchvision.utils import make_grid, save_image
+
+        images, attrs = self._fixed_inputs(trainer, pl_module)
+        grid = pl_module.sample_grid(images, attrs).float().cpu()
+        grid = make_grid((grid + 1) / 2, nrow=2 + pl_module.n_attrs, padding=1).clamp(0, 1)
+        self.dirpath.mkdir(parents=True, exist_ok=True)
+        path = self.dirpath / f"iter_{it:07d}.png"
+        tmp = path.with_name(f".{path.name}.tmp.png")
+        save_image(grid, tmp)
+        os.replace(tmp, path)
+        logger = trainer.logger
+        if logger is not None and hasattr(logger, "log_image"):
+            logger.log_image("samples", [grid], step=it,
+                             caption=["input | reconstruction | " + " | ".join(pl_module.attrs)])

@@ -1,0 +1,98 @@
+"""StarGAN (Choi et al., CVPR 2018) as a LightningModule on the shared adversarial base.
+
+Losses (yunjey/stargan ``solver.py``, implementations.md §3.2):
+D: ``-E[D_src(x)] + E[D_src(G(x, c'))] + λ_cls CE(D_cls(x), c) + λ_gp GP``;
+G: ``-E[D_src(G(x, c'))] + λ_cls CE(D_cls(G(x, c')), c') + λ_rec |x - G(G(x, c'), c)|₁``;
+CE is BCE-with-logits summed over attributes and divided by the batch (12.4: 13x the AttGAN
+mean for 13 attributes); λ_cls 1, λ_rec 10, λ_gp 10. Labels are raw {0,1}; targets the batch's
+labels shuffled. D is updated every step, G every ``n_critic = 5``-th on the batch (and target)
+of the D step it follows (``g_reuses_last_d_batch``): one of our iterations = 5 official
+iterations. Adam(1e-4, β 0.5/0.999), batch 16; 200k official (D) iterations = 40k of ours; lr
+decays linearly to 0 over the second half (the paper's intent: the official code's arithmetic,
+``g_lr -= g_lr0 / num_iters_decay`` every 1000 steps, actually lowers it only by 0.1 %).
+
+InstanceNorm pitfall (§3.1): the official IN layers track running statistics but the official
+test never calls ``.eval()``, so released outputs use per-instance statistics. By default
+(``generator.eval_running_stats: false``) our eval mode does the same, so ``edit()`` matches the
+official outputs; ``true`` selects the running averages (plain PyTorch eval). Recorded in
+:meth:`method_protocol`.
+
+Test intensity: StarGAN sets the target labels (no intensity in the paper): ``intensity=None``
+means 1; other values move the changed labels ``c + k (c' - c)``.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from . import register
+from .base import AdversarialEditor
+from .targets import shuffled_targets, stargan_test_labels
+
+
+def _cls_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """StarGAN ``classification_loss``: BCE-with-logits, sum / batch size."""
+    return F.binary_cross_entropy_with_logits(logits.float(), target, reduction="sum") / logits.size(0)
+
+
+@register("stargan")
+class StarGAN(AdversarialEditor):
+    """StarGAN; ``generator``/``discriminator`` are the kwargs of ``nets.stargan`` (official names)."""
+
+    encoding = "stargan"
+    paper_test_intensity = 1.0
+    g_reuses_last_d_batch = True
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("lr", 1e-4)
+        kwargs.setdefault("schedule", "linear")
+        super().__init__(*args, **kwargs)
+        self._last_target: tuple[torch.Tensor, torch.Tensor] | None = None
+
+    def default_loss_weights(self) -> dict[str, float]:
+        return {"lambda_cls": 1.0, "lambda_rec": 10.0}
+
+    def build_nets(self, generator: dict, discriminator: dict):
+        from ..nets.stargan import StarGANDiscriminator, StarGANGenerator
+
+        g = StarGANGenerator(**{**generator, "c_dim": self.n_attrs})
+        d = StarGANDiscriminator(**{**discriminator, "c_dim": self.n_attrs, "image_size": self.res})
+        return g, d
+
+    def test_code(self, src, tgt, intensity):
+        return stargan_test_labels(src, tgt, intensity)
+
+    def d_loss(self, batch, rng):
+        x, c_org = self.prep(batch["image"]), batch["attrs"].float()
+        c_trg = shuffled_targets(c_org, rng)
+        self._last_target = (batch["image"], c_trg)
+        out_src, out_cls = self.dis_net(x)
+        loss_real = -out_src.mean()
+        loss_cls = _cls_loss(out_cls, c_org)
+        with torch.no_grad():
+            fake = self.generate(x, c_trg.to(x.dtype))
+        loss_fake = self.dis_net(fake)[0].mean()
+        gp = self.gradient_penalty(x, fake, rng)
+        w = self.loss_weights
+        loss = loss_real + loss_fake + w["lambda_cls"] * loss_cls + self.lambda_gp * gp
+        return loss, {"d_loss": loss, "d_wd": -(loss_real + loss_fake), "d_gp": gp, "d_cls": loss_cls}
+
+    def g_loss(self, batch, rng):
+        x, c_org = self.prep(batch["image"]), batch["attrs"].float()
+        last = self._last_target
+        c_trg = last[1] if last is not None and last[0] is batch["image"] else shuffled_targets(c_org, rng)
+        self._last_target = None
+        fake = self.generate(x, c_trg.to(x.dtype))
+        out_src, out_cls = self.dis_net(fake)
+        adv = -out_src.mean()
+        cls = _cls_loss(out_cls, c_trg)
+        rec = F.l1_loss(self.generate(fake, c_org.to(x.dtype)).float(), x.float())
+        w = self.loss_weights
+        loss = adv + w["lambda_rec"] * rec + w["lambda_cls"] * cls
+        return loss, {"g_loss": loss, "g_adv": adv, "g_cls": cls, "g_rec": rec}
+
+    def method_protocol(self):
+        out = super().method_protocol()
+        out["in_eval_running_stats"] = bool(self.hparams.get("generator", {}).get("eval_running_stats", False)
+                                            if self.hparams.get("generator") else False)
+        return out
