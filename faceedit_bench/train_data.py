@@ -18,6 +18,13 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 
+def collate(batch: Any) -> Any:
+    """Datasets with a batched ``__getitems__`` already return a dict; else default collation."""
+    if isinstance(batch, dict):
+        return batch
+    return torch.utils.data.default_collate(batch)
+
+
 class StreamSampler(Sampler[int]):
     """Indices of rank ``rank`` from global stream position ``start`` to the end of training."""
 
@@ -59,8 +66,9 @@ class TrainStream(pl.LightningDataModule):
     """Wraps a data module (or a dataset): its training set, served as a resumable stream.
 
     ``chunks`` batches of ``batch_size`` rows per iteration, ``max_iters`` iterations. The inner
-    module's ``prepare_data``/``setup`` run as usual; its training dataset is found as
-    ``train_dataset`` / ``train_set`` / ``dataset_train`` (or given directly).
+    module's ``prepare_data``/``setup`` run as usual; its training dataset is
+    ``inner.dataset("train")`` (FaceEditDataModule), else ``train_dataset`` / ``train_set`` /
+    ``dataset_train``; ``inner`` may also be the Dataset itself.
     """
 
     def __init__(self, inner: Any, batch_size: int, chunks: int, max_iters: int, seed: int = 0,
@@ -81,6 +89,8 @@ class TrainStream(pl.LightningDataModule):
     def train_dataset(self) -> Dataset:
         if isinstance(self.inner, Dataset):
             return self.inner
+        if callable(getattr(self.inner, "dataset", None)):  # FaceEditDataModule.dataset(split)
+            return self.inner.dataset("train")
         for name in ("train_dataset", "train_set", "dataset_train"):
             ds = getattr(self.inner, name, None)
             ds = ds() if callable(ds) and not isinstance(ds, Dataset) else ds
@@ -96,7 +106,6 @@ class TrainStream(pl.LightningDataModule):
         rank = self.trainer.global_rank if self.trainer is not None else 0
         world = self.trainer.world_size if self.trainer is not None else 1
         sampler = StreamSampler(len(ds), per_rank, self.max_iters, self.seed, rank, world, self.start)
-        collate = getattr(self.inner, "collate_fn", None)
         return DataLoader(ds, batch_size=per_rank, sampler=sampler, drop_last=True,
                           num_workers=self.num_workers, collate_fn=collate,
                           persistent_workers=False)
