@@ -21,7 +21,9 @@ def to_unit_range(images) -> torch.Tensor:
     """Float B x 3 x H x W in [0, 1] from uint8 (B,H,W,3) / (H,W,3) arrays or tensors, or from
     float B x 3 x H x W tensors in [-1, 1] (the suite's image convention, DESIGN §3)."""
     if isinstance(images, np.ndarray):
-        images = torch.from_numpy(np.ascontiguousarray(images))
+        if not images.flags.writeable or not images.flags.c_contiguous:
+            images = np.array(images)  # memmaps opened read-only: copy the batch
+        images = torch.from_numpy(images)
     if not isinstance(images, torch.Tensor):
         raise TypeError(f"images: expected a numpy array or torch tensor, got {type(images).__name__}")
     if images.dtype == torch.uint8:
