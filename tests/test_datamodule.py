@@ -142,6 +142,6 @@ def test_counterfactual_batches(synth_root, tmp_path):
     b = next(iter(dm.test_dataloader()))
     assert b["cf_image"].shape == (4, 2, 3, 8, 8) and b["cf_parts"].shape == (4, 2, 8, 8)
     assert b["cf_parts"][:, 1].eq(2).all() and b["cf_parts"][:, 0].eq(1).all()
-    torch.testing.assert_close(b["cf_image"][:, 1], torch.full((4, 3, 8, 8), 20 / 127.5 - 1))
+    torch.testing.assert_close(b["cf_image"][:, 1], torch.full((4, 3, 8, 8), 10 / 127.5 - 1))
     assert "cf_image" not in next(iter(dm.val_dataloader()))
     assert not FaceEditDataModule(attrs=DEFAULT_ATTRS).has_counterfactuals
