@@ -103,3 +103,19 @@ def test_celebahq_store_masks_scaled(tmp_path):
                                                    "CelebA-HQ-to-CelebA-mapping.txt"}
     assert any("header" in n for n in st.manifest["notes"])
     json.dumps(st.manifest)
+
+
+def test_cli_store(tmp_path, capsys):
+    from faceedit_bench.cli import main
+
+    root = write_celeba(tmp_path / "src", n=5, hw=(24, 24))
+    bad = root / "img_align_celeba" / "000002.jpg"
+    bad.write_bytes(b"not a jpeg")
+    args = ["store", "--data", str(root), "--dataset", "synth", "--res", "8",
+            "--out", str(tmp_path / "s"), "--workers", "1"]
+    assert main(args) == 2
+    assert "000002.jpg: cannot decode image" in capsys.readouterr().err
+    assert main(args + ["--skip-bad"]) == 0
+    out = capsys.readouterr().out
+    assert "4 images 8px" in out and "skipped 1" in out and "000002.jpg" in out
+    assert Store(tmp_path / "s").manifest["config"]["skip_bad"] is True
