@@ -145,3 +145,14 @@ def test_counterfactual_batches(synth_root, tmp_path):
     torch.testing.assert_close(b["cf_image"][:, 1], torch.full((4, 3, 8, 8), 10 / 127.5 - 1))
     assert "cf_image" not in next(iter(dm.val_dataloader()))
     assert not FaceEditDataModule(attrs=DEFAULT_ATTRS).has_counterfactuals
+
+
+def test_data_configs_map_to_kwargs(tmp_path):
+    from omegaconf import OmegaConf
+
+    from faceedit_bench.config import config_dir
+
+    for f in sorted((config_dir() / "data").glob("*.yaml")):
+        kw = OmegaConf.to_container(OmegaConf.load(f))
+        dm = FaceEditDataModule(**kw, res=32, store_root=str(tmp_path))
+        assert dm.data == f.stem and dm.crop == kw["crop"]

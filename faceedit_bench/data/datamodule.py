@@ -85,8 +85,12 @@ class FaceEditDataModule(L.LightningDataModule):
                  synth_n: int = 2000, masks: str = "gt", parser_weights: str | None = None,
                  crop: str | None = None, split: str | None = None, skip_bad: bool = False,
                  resize_filter: str = "bicubic", eval_batch_size: int | None = None,
-                 drop_last: bool = True):
+                 drop_last: bool = True, name: str | None = None):
         super().__init__()
+        if name is not None:                 # configs/data/*.yaml call the dataset `name`
+            if data != "synth" and data != name:
+                raise ValueError(f"data={data!r} and name={name!r} disagree")
+            data = name
         if data not in DEFAULT_SPLIT:
             raise ValueError(f"unknown data {data!r}; expected one of {list(DEFAULT_SPLIT)}")
         self.data, self.res = data, int(res)
