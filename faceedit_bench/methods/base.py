@@ -87,8 +87,8 @@ class AdversarialEditor(EditMethod):
     < 1 is a fraction of ``max_iters``.
 
     Options: ``ema_decay`` keeps ``G_ema`` (saved in the state dict, used by :meth:`edit`);
-    ``channels_last``; ``compile`` wraps G and D with ``torch.compile`` for the adversarial
-    forwards. bf16-mixed is the Trainer's ``precision``.
+    ``channels_last``; ``compile`` (True or a backend name) wraps G and D with ``torch.compile``
+    for the adversarial forwards. bf16-mixed is the Trainer's ``precision``.
     """
 
     #: attribute encoding of :mod:`.targets` ("attgan", "stgan", "stargan").
@@ -112,7 +112,7 @@ class AdversarialEditor(EditMethod):
         max_iters: int = 1000,
         ema_decay: float | None = None,
         channels_last: bool = False,
-        compile: bool = False,
+        compile: bool | str = False,
         test_intensity: float | None = None,
         seed: int = 0,
         **loss_weights: float,
@@ -147,8 +147,9 @@ class AdversarialEditor(EditMethod):
         if self.use_channels_last:
             self.to(memory_format=torch.channels_last)
         self._compiled: dict[str, Any] = {}
-        if compile:
-            self._compiled = {"G": torch.compile(self.G), "D": torch.compile(self.D)}
+        if compile:  # True: the default backend (inductor); a string names the backend
+            kw = {"backend": compile} if isinstance(compile, str) else {}
+            self._compiled = {"G": torch.compile(self.G, **kw), "D": torch.compile(self.D, **kw)}
         self.iteration = 0
 
     # ----------------------------------------------------------------- subclass interface

@@ -1,0 +1,31 @@
+"""``faceedit-bench fit``: train a method (``--method M --res R [--data D] [--profile P]``).
+
+Checkpoints go to ``<out_dir>/<method>_<res>_<data>_<profile>/checkpoints/`` (``last.ckpt``
+plus one per ``profile.ckpt_every`` iterations); a rerun of the same command resumes from
+``last.ckpt`` (``profile.resume=auto``); ``--ckpt`` resumes from a given file. Iterations are
+generator updates. Prints the last checkpoint's path.
+"""
+from __future__ import annotations
+
+from ._common import add_run_arguments, compose_from_args
+
+
+def run(args) -> int:
+    from ..train import fit
+
+    if args.ckpt is not None:
+        args.overrides.append(f"profile.resume={args.ckpt}")
+    if args.out is not None:
+        args.overrides.append(f"out_dir={args.out}")
+    cfg = compose_from_args(args)
+    print(fit(cfg))
+    return 0
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser("fit", help="train a method; resumes from its last checkpoint",
+                              description=__doc__)
+    add_run_arguments(p, default_method="attgan")
+    p.add_argument("--ckpt", default=None, help="resume from this checkpoint file")
+    p.add_argument("--out", default=None, help="output root (config out_dir; default runs/)")
+    p.set_defaults(func=run)
