@@ -176,10 +176,11 @@ def train_classifier(datamodule, out, epochs: int = 25, width: int = 16, lr: flo
     module = ClassifierModule(len(attrs), res, width=width, lr=lr, epochs=epochs)
     kw = dict(accelerator="auto", devices=1, max_epochs=epochs, max_steps=max_steps, logger=False,
               enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
-              num_sanity_val_steps=0, limit_val_batches=0)
+              num_sanity_val_steps=0)
     kw.update(trainer_kwargs or {})
     trainer = pl.Trainer(**kw)
-    trainer.fit(module, train_dataloaders=datamodule.train_dataloader())
+    trainer.fit(module, train_dataloaders=datamodule.train_dataloader(),
+                val_dataloaders=datamodule.val_dataloader())
     if not trainer.is_global_zero:
         return Path(out)
     acc, per, n = heldout_accuracy(module.net, datamodule.val_dataloader())

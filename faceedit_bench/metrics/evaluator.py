@@ -68,6 +68,15 @@ class _WithPosition(Dataset):
     def __len__(self) -> int:
         return len(self.ds)
 
+    def __getitems__(self, idx):
+        """Batched read when the wrapped dataset has one (the store's one-memmap gather)."""
+        if not hasattr(self.ds, "__getitems__"):
+            return [self[i] for i in idx]
+        batch = self.ds.__getitems__(idx)
+        if isinstance(batch, dict):
+            return {**batch, "_pos": torch.as_tensor(list(idx), dtype=torch.long)}
+        return [{**item, "_pos": i} for item, i in zip(batch, idx)]
+
     def __getitem__(self, i):
         item = self.ds[i]
         if not isinstance(item, dict):
@@ -202,6 +211,7 @@ def _clean(v):
 
 
 def evaluate(method, datamodule, classifier=None, *, inception_weights=None, swav_weights=None,
+             inception=None, swav=None,
              intensity: float | None = None, ssim_mode: str = "skimage", mustache_beard: bool = False,
              cache_dir: str | os.PathLike | None = "data/stats_cache", trainer_kwargs: dict | None = None,
              batch_size: int | None = None, dataset: str | None = None, resolution: int | None = None,
@@ -227,8 +237,10 @@ def evaluate(method, datamodule, classifier=None, *, inception_weights=None, swa
         classifier = load_classifier(classifier)
     inception_weights = inception_weights or os.environ.get(INCEPTION_ENV)
     swav_weights = swav_weights or os.environ.get(SWAV_ENV)
-    inception = InceptionExtractor(inception_weights) if inception_weights else None
-    swav = SwAVExtractor(swav_weights) if swav_weights else None
+    if inception is None and inception_weights:
+        inception = InceptionExtractor(inception_weights)
+    if swav is None and swav_weights:
+        swav = SwAVExtractor(swav_weights)
     data_hash = getattr(datamodule, "data_hash", None) or "unknown"
     res = int(resolution or getattr(datamodule, "res", None) or method.res)
 
@@ -275,8 +287,9 @@ def evaluate(method, datamodule, classifier=None, *, inception_weights=None, swa
         "classifier_accuracy": getattr(classifier, "accuracy", None),
         "classifier_attrs": list(getattr(classifier, "attrs", ())),
         "inception_hash": extractor_hashes["fid"], "swav_hash": extractor_hashes["ssfid"],
-        "fid_extractor": "inception-v3-compat (torch-fidelity 0.4.0), pool3, uint8-rounded input"
-                         if inception else None,
+        "fid_extractor": (f"{getattr(inception, 'name', type(inception).__name__)} pool3 (2048), "
+                          "uint8-rounded input") if inception is not None else None,
+        "ssfid_extractor": getattr(swav, "name", type(swav).__name__) if swav is not None else None,
         "fid_clf_extractor": "attr-classifier 512-d penultimate features" if classifier else None,
         "ar_table_hash": ar_table_hash(), "hat_threshold": HAT_THRESHOLD,
         "ssim": f"{ssim_mode} (see metrics/psnr_ssim.py), [0,1] uint8-rounded, mean per image",
