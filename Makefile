@@ -12,7 +12,7 @@ ARGS := $(if $(METHOD),--method $(METHOD)) $(if $(RES),--res $(RES)) $(if $(DATA
         $(if $(CKPT),--ckpt $(CKPT)) $(if $(OUT),--out $(OUT)) $(if $(N),--n $(N))
 
 .DEFAULT_GOAL := help
-.PHONY: help install test clean
+.PHONY: help install test clean bench eval leaderboard
 
 help: ## list the targets with what each does
 	@grep -E '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
@@ -32,3 +32,12 @@ test: $(STAMP) ## run the test suite (CPU, tiny sizes)
 clean: ## remove caches, build outputs and run directories (keeps .venv and committed results)
 	rm -rf build dist *.egg-info .pytest_cache runs outputs wandb lightning_logs
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
+
+bench: $(STAMP) ## Quickstart: data + classifier + train + evaluate + leaderboard (METHOD= RES= DATA= PROFILE= DEVICES= NODES= PRECISION= CKPT=)
+	$(CLI) bench $(ARGS)
+
+eval: $(STAMP) ## evaluate a checkpoint only (CKPT=path [METHOD= RES= DATA=]) and update the leaderboards
+	$(CLI) eval $(ARGS)
+
+leaderboard: $(STAMP) ## re-render leaderboards/ from results/*.jsonl and leaderboards/papers/*.csv
+	$(CLI) leaderboard $(ARGS)

@@ -8,14 +8,15 @@ from __future__ import annotations
 HIGHER_IS_BETTER: dict[str, bool] = {
     "tarr": True, "tarr_hat": True, "tarr_nohat": True, "attr_acc": True, "classifier_acc": True,
     "psnr": True, "ssim": True, "is": True, "parsing_pixel_acc": True, "parsing_acc": True,
-    "cf_psnr": True,
+    "cf_psnr": True, "clf_acc_test": True,
     "mre": False, "fid": False, "ssfid": False, "kid": False, "preservation_error": False,
     "cf_l1": False, "cf_l1_in": False, "cf_l1_out": False, "lpips": False,
+    "fid_attr_mean": False, "fid_clf": False, "fid_clf_attr_mean": False, "ssfid_pooled": False,
 }
 
 #: records keep rates as fractions in [0, 1]; the papers print these in percent
 FRACTION_METRICS = frozenset({"tarr", "tarr_hat", "tarr_nohat", "attr_acc", "classifier_acc",
-                              "preservation_error"})
+                              "preservation_error", "clf_acc_test"})
 
 #: column order of the unified table: these first (when present), then the rest by name
 PREFERRED_ORDER = ("tarr", "mre", "fid", "ssfid", "is", "psnr", "ssim", "preservation_error",

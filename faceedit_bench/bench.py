@@ -1,0 +1,395 @@
+"""``faceedit-bench bench``: data -> classifier -> train (or resume, or a given checkpoint) ->
+one-pass evaluation -> result record -> leaderboards -> W&B (DESIGN §2 data flow, §7-§9).
+
+Every step reuses what exists: the SynthFaces export and the decoded store (``data_dir``), the
+attribute classifier (``data_dir/classifiers/<data_hash>_<res>.pt``), the run's last checkpoint
+(``runs/<method>_<res>_<data>_<profile>/checkpoints/last.ckpt``, resumed or found complete).
+Multi-GPU / multi-node: the trainer preset (``--devices``, ``--nodes``) drives Lightning DDP;
+under torchrun or SLURM every process runs this file, only rank 0 writes records and tables.
+"""
+from __future__ import annotations
+
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from omegaconf import DictConfig
+
+#: the Quickstart method (``make bench``): see benchmarks/RESULTS.md for its wall time
+QUICKSTART_METHOD = "stgan"
+#: classifier training epochs by profile (the official recipe is 25, reference §2.4)
+CLASSIFIER_EPOCHS = {"quick": 4, "paper": 25}
+
+REAL_DATA_LAYOUT = {
+    "celeba": (
+        "CelebA (aligned) as distributed, in {root}/:\n"
+        "  {root}/img_align_celeba/000001.jpg ... 202599.jpg   (178x218 aligned JPEGs)\n"
+        "  {root}/list_attr_celeba.txt                         (count line, 40 names, rows of +-1)\n"
+        "  {root}/list_eval_partition.txt                      (optional for the default 'attgan' split)\n"
+        "Download: https://mmlab.ie.cuhk.edu.hk/projects/CelebA.html (Align&Cropped Images, Anno/, Eval/).\n"
+        "Another place: pass data.root=/path/to/celeba."),
+    "celebahq": (
+        "CelebAMask-HQ as distributed, in {root}/:\n"
+        "  {root}/CelebA-HQ-img/0.jpg ... 29999.jpg\n"
+        "  {root}/CelebAMask-HQ-attribute-anno.txt\n"
+        "  {root}/CelebA-HQ-to-CelebA-mapping.txt\n"
+        "  {root}/CelebAMask-HQ-mask-anno/<k//2000>/<k:05d>_<part>.png\n"
+        "Download: https://github.com/switchablenorms/CelebAMask-HQ .\n"
+        "Another place: pass data.root=/path/to/CelebAMask-HQ."),
+}
+REAL_DATA_FILES = {
+    "celeba": ("img_align_celeba", "list_attr_celeba.txt"),
+    "celebahq": ("CelebA-HQ-img", "CelebAMask-HQ-attribute-anno.txt", "CelebA-HQ-to-CelebA-mapping.txt"),
+}
+
+
+class BenchError(RuntimeError):
+    """A condition the user fixes (missing data, classifier, checkpoint); printed without a trace."""
+
+
+@dataclass
+class BenchOptions:
+    """Where things go and how much to do; the CLI fills it from its flags."""
+
+    data_dir: Path = Path("data")
+    results_dir: Path = Path("results")
+    leaderboards_dir: Path = Path("leaderboards")
+    ckpt: Path | None = None
+    train: bool = True
+    train_classifier: bool | None = None    # None: automatically on SynthFaces only
+    classifier_epochs: int | None = None
+    classifier_path: Path | None = None
+    synth_n: int | None = None
+    wandb_mode: str | None = None
+    wandb_project: str | None = None
+    inception_weights: str | None = None
+    swav_weights: str | None = None
+    progress: bool = True
+    render: bool = True
+    prepare_only: bool = False
+    grid_rows: int = 4
+
+
+@dataclass
+class BenchOutcome:
+    record: dict | None = None
+    files: dict[str, Path] = field(default_factory=dict)
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def is_rank_zero() -> bool:
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+# ---------------------------------------------------------------- data
+def check_real_data(dataset: str, root: str | Path) -> None:
+    """Raise :class:`BenchError` saying where to put CelebA / CelebA-HQ and in what layout."""
+    if dataset not in REAL_DATA_FILES:
+        return
+    root = Path(root)
+    missing = [name for name in REAL_DATA_FILES[dataset] if not (root / name).exists()]
+    if missing:
+        raise BenchError(
+            f"{dataset} data not found: {', '.join(str(root / m) for m in missing)} missing.\n"
+            + REAL_DATA_LAYOUT[dataset].format(root=root)
+            + "\nWithout real data, run the built-in SynthFaces: `make bench` (DATA=synth).")
+
+
+def synth_n(cfg: DictConfig, opts: BenchOptions) -> int:
+    return int(opts.synth_n or cfg.data.get("synth_n") or 2000)
+
+
+def make_datamodule(cfg: DictConfig, opts: BenchOptions, batch_size: int | None = None):
+    """The project's ``FaceEditDataModule`` for the run; SynthFaces exported per (n, res)."""
+    from .data.datamodule import FaceEditDataModule
+    from .train import _plain
+
+    d, res = cfg.data, int(cfg.res)
+    if d.name == "synth":
+        root = opts.data_dir / "synthfaces" / f"n{synth_n(cfg, opts)}_r{res}"
+    else:
+        root = Path(str(d.get("root")))
+        check_real_data(d.name, root)
+    attrs = _plain(cfg.get("attrs")) or None
+    kwargs: dict[str, Any] = dict(
+        data=d.name, root=str(root), res=res, batch_size=int(batch_size or d.get("batch_size", 32)),
+        num_workers=int(d.get("num_workers", 0)), seed=int(cfg.get("seed", 0)),
+        store_root=str(opts.data_dir / "stores"), synth_n=synth_n(cfg, opts),
+        masks=str(d.get("masks", "gt")), parser_weights=d.get("parser_weights"), crop=d.get("crop"),
+        split=d.get("split"))
+    if attrs:
+        kwargs["attrs"] = list(attrs)
+    return FaceEditDataModule(**kwargs)
+
+
+def ensure_data(dm) -> str:
+    """Export SynthFaces / build the store when missing (progress bars are the builders'); hash."""
+    dm.prepare_data()
+    dm.setup("fit")
+    return dm.data_hash
+
+
+# ---------------------------------------------------------------- classifier
+def classifier_path(dm, opts: BenchOptions) -> Path:
+    from .metrics.classifier import default_classifier_path
+
+    if opts.classifier_path:
+        return Path(opts.classifier_path)
+    return default_classifier_path(dm.data_hash, dm.res, root=opts.data_dir / "classifiers")
+
+
+def ensure_classifier(dm, cfg: DictConfig, opts: BenchOptions) -> Path:
+    """The attribute classifier of this data; trained when missing on SynthFaces (or on request)."""
+    from filelock import FileLock
+
+    from .metrics.classifier import train_classifier
+
+    path = classifier_path(dm, opts)
+    if path.is_file():
+        return path
+    auto = cfg.data.name == "synth"
+    if not (opts.train_classifier if opts.train_classifier is not None else auto):
+        raise BenchError(
+            f"no attribute classifier for this {cfg.data.name} store at {path}.\n"
+            f"Either put a faceedit-bench classifier file there (saved by "
+            f"faceedit_bench.metrics.classifier.save_classifier for data hash {dm.data_hash}, "
+            f"{dm.res} px, predicting {', '.join(dm.attrs)}), or add --train-classifier to train it "
+            f"on the store's train split (official recipe: 25 epochs; hours on one GPU for CelebA).")
+    epochs = int(opts.classifier_epochs or CLASSIFIER_EPOCHS.get(str(cfg.profile.name), 25))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        if not path.is_file():
+            print(f"[bench] training the attribute classifier ({epochs} epochs) -> {path}", flush=True)
+            train_classifier(dm, path, epochs=epochs, progress=opts.progress,
+                             trainer_kwargs={"accelerator": _accelerator(cfg), "devices": 1})
+    return path
+
+
+def _accelerator(cfg: DictConfig) -> str:
+    return str(cfg.trainer.get("accelerator", "cpu"))
+
+
+# ---------------------------------------------------------------- method
+def is_trainable(method) -> bool:
+    return any(p.requires_grad for p in method.parameters())
+
+
+def build_untrained(cfg: DictConfig):
+    """The method from its config; keyword arguments its constructor does not take are dropped
+    (the parameter-free identity takes only attrs and res)."""
+    import inspect
+
+    from .methods import build_method, get_method_class
+    from .train import method_kwargs
+
+    kwargs = method_kwargs(cfg)
+    params = inspect.signature(get_method_class(cfg.method.name).__init__).parameters
+    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
+        kwargs = {k: v for k, v in kwargs.items() if k in params}
+    return build_method(cfg.method.name, **kwargs)
+
+
+def obtain_method(cfg: DictConfig, dm, opts: BenchOptions, logger) -> tuple[Any, Path | None]:
+    """(method in eval mode, its checkpoint or None for parameter-free methods).
+
+    ``opts.ckpt``: evaluate that checkpoint. Else train, or resume the run's ``last.ckpt``
+    (``profile.resume: auto``); with ``opts.train`` False, the run's ``last.ckpt`` must exist.
+    """
+    from .train import fit, load_method, run_dir
+
+    if opts.ckpt is not None:
+        return load_method(opts.ckpt), Path(opts.ckpt)
+    method = build_untrained(cfg)
+    if not is_trainable(method):
+        return method.eval(), None
+    last = run_dir(cfg) / "checkpoints" / "last.ckpt"
+    if not opts.train:
+        if not last.is_file():
+            raise BenchError(f"no checkpoint at {last}; train first (`make bench`) or pass --ckpt PATH")
+        return load_method(last), last
+    ckpt = fit(cfg, datamodule=dm, logger=logger if logger is not None else None)
+    return load_method(ckpt), ckpt
+
+
+# ---------------------------------------------------------------- evaluation
+def evaluate_method(method, dm, clf_path: Path, cfg: DictConfig, opts: BenchOptions) -> dict:
+    """One-pass evaluator on the test split; the record also names profile and run."""
+    from .metrics.evaluator import evaluate
+    from .results import validate_record
+
+    t = cfg.trainer
+    trainer_kwargs = {"accelerator": t.get("accelerator", "cpu"), "devices": t.get("devices", 1),
+                      "num_nodes": t.get("num_nodes", 1), "precision": t.get("precision", "32-true")}
+    if int(t.get("devices", 1)) * int(t.get("num_nodes", 1)) > 1:
+        trainer_kwargs["strategy"] = "ddp"
+    rec = evaluate(method, dm, str(clf_path), inception_weights=opts.inception_weights,
+                   swav_weights=opts.swav_weights, cache_dir=opts.data_dir / "stats_cache",
+                   trainer_kwargs=trainer_kwargs, dataset=str(cfg.data.name),
+                   resolution=int(cfg.res), seed=int(cfg.get("seed", 0)), progress=opts.progress)
+    rec["profile"] = str(cfg.profile.name)
+    return validate_record(rec)
+
+
+def edit_grid_arrays(method, dm, n_rows: int = 4):
+    """(R, 2 + A, H, W, 3) uint8: input, reconstruction, each single flip; labels (R, H, W)."""
+    import numpy as np
+    import torch
+
+    from .protocol import single_flip_targets
+
+    ds = dm.dataset("test")
+    n = min(n_rows, len(ds))
+    batch = ds.__getitems__(list(range(n)))
+    x, src, parts = batch["image"], batch["attrs"].float(), batch["parts"]
+    method = method.to("cpu").eval()
+    with torch.no_grad():
+        cols = [x, method.edit(x, src, src, parts)]
+        cols += [method.edit(x, src, tgt, parts) for tgt in single_flip_targets(src, method.attrs)]
+    imgs = torch.stack(cols, 1).clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
+    return imgs.permute(0, 1, 3, 4, 2).numpy(), parts.numpy().astype(np.uint8)
+
+
+def save_grid(method, dm, path: Path, title: str, n_rows: int = 4):
+    from .leaderboard.plots import edit_grid
+
+    imgs, labels = edit_grid_arrays(method, dm, n_rows)
+    cols = ["input", "recon", *[f"flip {a}" for a in method.attrs]]
+    edit_grid(imgs, path, row_labels=[f"test {i}" for i in range(imgs.shape[0])], col_labels=cols,
+              title=title)
+    return imgs, labels, cols
+
+
+# ---------------------------------------------------------------- records and tables
+def record_and_render(rec: dict, opts: BenchOptions) -> dict[str, Path]:
+    from .leaderboard import render_all
+    from .results import append_record
+
+    results = opts.results_dir / "results.jsonl"
+    append_record(results, rec)
+    files = {"result record": results}
+    if opts.render:
+        papers = opts.leaderboards_dir / "papers"
+        if not papers.is_dir():  # a fresh output folder: the papers' numbers of this checkout
+            papers = Path(__file__).resolve().parents[1] / "leaderboards" / "papers"
+        render_all(opts.results_dir, opts.leaderboards_dir, papers)
+        ds, res = rec["dataset"], rec["resolution"]
+        files["leaderboard"] = opts.leaderboards_dir / f"unified_{ds}_{res}.md"
+        files["leaderboard index"] = opts.leaderboards_dir / "README.md"
+    return files
+
+
+def print_summary(rec: dict, files: dict[str, Path], seconds: dict[str, float]) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    from .leaderboard.directions import direction, order_metrics
+
+    console = Console(stderr=False)
+    t = Table(title=f"{rec['method']} · {rec['dataset']} {rec['resolution']}px · "
+                    f"{rec.get('profile', '')} · n={rec['n_images']}")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    t.add_column("better")
+    for m in order_metrics(rec["metrics"]):
+        v = rec["metrics"][m]
+        d = direction(m)
+        t.add_row(m, "—" if v is None else f"{v:.4g}", "" if d is None else ("higher" if d else "lower"))
+    console.print(t)
+    where = Table(title="files", show_header=False)
+    for k, p in files.items():
+        where.add_row(k, str(p))
+    for k, s in seconds.items():
+        where.add_row(f"time: {k}", f"{s:.1f} s")
+    console.print(where)
+
+
+# ---------------------------------------------------------------- the whole path
+def run_bench(cfg: DictConfig, opts: BenchOptions) -> BenchOutcome:
+    """Data, classifier, method, evaluation, record, leaderboards, W&B; returns what it made."""
+    from . import wandb_logging as wl
+    from .train import run_dir
+
+    out = BenchOutcome()
+    tick = time.perf_counter()
+
+    def lap(name: str) -> None:
+        nonlocal tick
+        now = time.perf_counter()
+        out.seconds[name] = now - tick
+        tick = now
+
+    from .train import train_settings
+
+    dm = make_datamodule(cfg, opts, batch_size=int(train_settings(cfg)["batch_size"]))
+    ensure_data(dm)
+    out.files["data store"] = Path(dm.store_path)
+    lap("data")
+    clf = ensure_classifier(dm, cfg, opts)
+    out.files["classifier"] = clf
+    lap("classifier")
+    if opts.prepare_only:
+        return out
+    rdir = run_dir(cfg)
+    logger = wl.make_logger(cfg.method.name, int(cfg.res), str(cfg.data.name), str(cfg.profile.name),
+                            rdir, project=opts.wandb_project, mode=opts.wandb_mode)
+    method, ckpt = obtain_method(cfg, dm, opts, logger)
+    if ckpt is not None:
+        out.files["checkpoint"] = ckpt
+    lap("train")
+    rec = evaluate_method(method, dm, clf, cfg, opts)
+    lap("evaluate")
+    out.record = rec
+    if is_rank_zero():
+        out.files.update(record_and_render(rec, opts))
+        grid = opts.leaderboards_dir / "grids" / (
+            f"{rec['method']}_{rec['dataset']}_{rec['resolution']}_{rec.get('profile', '')}.png")
+        imgs, labels, cols = save_grid(method, dm, grid, f"{rec['method']} · {rec['dataset']} "
+                                       f"{rec['resolution']}px · {rec.get('profile', '')}", opts.grid_rows)
+        out.files["edit grid"] = grid
+        if logger is not None:
+            wl.log_record(logger, rec)
+            wl.log_edit_grid(logger, [im for row in imgs for im in row],
+                             [lab for lab in labels for _ in cols],
+                             [f"test {i} {c}" for i in range(len(imgs)) for c in cols])
+            run_folder = wl.finish(logger)
+            if run_folder is not None:
+                out.files["W&B run"] = run_folder
+        lap("record+tables")
+    return out
+
+
+def main(cfg: DictConfig, opts: BenchOptions) -> int:
+    """CLI body: run, print the table and the files; user-fixable errors exit 2 with the reason."""
+    from .data.celeba import DataFormatError
+
+    try:
+        outcome = run_bench(cfg, opts)
+    except (BenchError, FileNotFoundError, DataFormatError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if outcome.record is None:
+        for k, p in outcome.files.items():
+            print(f"{k}: {p}")
+        return 0
+    if is_rank_zero():
+        print_summary(outcome.record, outcome.files, outcome.seconds)
+    return 0
+
+
+def options_from_args(args) -> BenchOptions:
+    env = os.environ
+    return BenchOptions(
+        data_dir=Path(args.data_dir), results_dir=Path(args.results), leaderboards_dir=Path(args.out),
+        ckpt=Path(args.ckpt) if args.ckpt else None, train=not getattr(args, "no_train", False),
+        train_classifier=True if args.train_classifier else None,
+        classifier_epochs=args.classifier_epochs,
+        classifier_path=Path(args.classifier) if args.classifier else None, synth_n=args.n,
+        wandb_mode=args.wandb_mode, wandb_project=args.wandb_project,
+        inception_weights=args.inception_weights or env.get("FACEEDIT_INCEPTION_WEIGHTS"),
+        swav_weights=args.swav_weights or env.get("FACEEDIT_SWAV_WEIGHTS"),
+        progress=not args.no_progress, prepare_only=getattr(args, "prepare_only", False))

@@ -1,0 +1,52 @@
+"""``faceedit-bench bench``: data -> classifier -> train/resume -> evaluate -> record -> leaderboards.
+
+Reuses what exists (SynthFaces export, store, classifier, the run's checkpoint). Multi-GPU and
+multi-node through the Lightning Trainer: ``--devices N --nodes M`` (DDP); under torchrun or SLURM
+run the same command in every process (run ``--prepare-only`` once first on a single process).
+"""
+from __future__ import annotations
+
+from ._common import add_run_arguments, compose_from_args
+
+
+def add_bench_arguments(p, default_method: str) -> None:
+    add_run_arguments(p, default_method=default_method)
+    p.add_argument("--ckpt", default=None, help="evaluate this checkpoint instead of training")
+    p.add_argument("--n", type=int, default=None, help="SynthFaces images to generate (default: data.synth_n or 2000)")
+    p.add_argument("--data-dir", default="data", help="exports, stores, classifiers, stats caches")
+    p.add_argument("--results", default="results", help="folder of result files (results.jsonl)")
+    p.add_argument("--out", default="leaderboards", help="leaderboards folder to re-render")
+    p.add_argument("--classifier", default=None, help="attribute classifier file (default: data/classifiers/<data_hash>_<res>.pt)")
+    p.add_argument("--train-classifier", action="store_true", help="train the classifier when missing (automatic on SynthFaces)")
+    p.add_argument("--classifier-epochs", type=int, default=None, help="classifier epochs (default: 4 quick, 25 paper)")
+    p.add_argument("--inception-weights", default=None, help="torch-fidelity Inception weights for FID/IS ($FACEEDIT_INCEPTION_WEIGHTS)")
+    p.add_argument("--swav-weights", default=None, help="SwAV ResNet-50 weights for ssFID ($FACEEDIT_SWAV_WEIGHTS)")
+    p.add_argument("--wandb-mode", choices=("online", "offline", "disabled"), default=None,
+                   help="default: $WANDB_MODE, else online with $WANDB_API_KEY, else offline")
+    p.add_argument("--wandb-project", default=None, help="W&B project (default: $WANDB_PROJECT or faceedit-bench)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def run(args) -> int:
+    from ..bench import main, options_from_args
+
+    from hydra.errors import HydraException
+
+    try:
+        cfg = compose_from_args(args)
+    except (FileNotFoundError, HydraException) as e:
+        print(f"error: {e}")
+        return 2
+    return main(cfg, options_from_args(args))
+
+
+def register(subparsers) -> None:
+    from ..bench import QUICKSTART_METHOD
+    from ..methods import available
+
+    p = subparsers.add_parser("bench", help="train + evaluate a method and update the leaderboards",
+                              description=__doc__)
+    default = QUICKSTART_METHOD if QUICKSTART_METHOD in available() else "identity"
+    add_bench_arguments(p, default)
+    p.add_argument("--prepare-only", action="store_true", help="only build the data store and the classifier")
+    p.set_defaults(func=run)
