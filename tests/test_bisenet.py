@@ -171,3 +171,64 @@ def test_parse_probabilities_and_input_conventions():
     assert preprocess(mean, input_size=16).abs().max() < 1e-5
     with pytest.raises(ValueError, match="expected shape"):
         parse(model, np.zeros((2, 8, 8), np.uint8)[..., None])
+
+
+# ----------------------------------------------------------------------------- training
+def test_ohem_matches_official_rule():
+    from faceedit_bench.parsing.train import OhemCELoss
+
+    torch.manual_seed(0)
+    logits = torch.randn(2, 19, 8, 8) * 3
+    labels = torch.randint(0, 19, (2, 8, 8))
+    per_px = torch.nn.functional.cross_entropy(logits, labels, reduction="none").flatten()
+    srt = per_px.sort(descending=True).values
+    n_min, thresh = 2 * 8 * 8 // 16, -np.log(0.7)
+    want = srt[srt > thresh].mean() if srt[n_min] > thresh else srt[:n_min].mean()
+    assert torch.allclose(OhemCELoss()(logits, labels), want)
+    # easy pixels only: falls back to the n_min hardest
+    easy = torch.nn.functional.one_hot(labels, 19).permute(0, 3, 1, 2).float() * 20
+    per_px = torch.nn.functional.cross_entropy(easy, labels, reduction="none").flatten()
+    assert torch.allclose(OhemCELoss()(easy, labels), per_px.sort(descending=True).values[:n_min].mean())
+
+
+def test_flip_swaps_left_right_labels():
+    from faceedit_bench.parsing.train import FLIP_PERM
+    from faceedit_bench.parts import PART_INDEX
+
+    for a, b in (("l_eye", "r_eye"), ("l_brow", "r_brow"), ("l_ear", "r_ear")):
+        assert FLIP_PERM[PART_INDEX[a]] == PART_INDEX[b] and FLIP_PERM[PART_INDEX[b]] == PART_INDEX[a]
+    assert FLIP_PERM[PART_INDEX["nose"]] == PART_INDEX["nose"]
+    assert sorted(FLIP_PERM) == list(range(19))
+
+
+def _toy(n, res, seed):
+    """Coloured ellipses: background, skin face, hair cap, two eyes (classes 0, 1, 17, 4, 5)."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:res, 0:res] / res
+    images = np.zeros((n, res, res, 3), np.uint8)
+    labels = np.zeros((n, res, res), np.uint8)
+    for i in range(n):
+        images[i] = rng.integers(0, 256, 3)
+        for cls, (cx, cy, rx, ry) in ((17, (.5, .42, .36, .36)), (1, (.5, .55, .26, .3)),
+                                      (4, (.4, .5, .06, .04)), (5, (.6, .5, .06, .04))):
+            m = ((xx - cx) / rx) ** 2 + ((yy - cy) / ry) ** 2 < 1
+            labels[i][m] = cls
+            images[i][m] = rng.integers(0, 256, 3)
+    return images, labels
+
+
+def test_train_parser_lightning_learns_and_saves(tmp_path):
+    from faceedit_bench.parsing.train import evaluate_parser, train_parser
+
+    images, labels = _toy(24, 32, 0)
+    model0 = BiSeNet(19, base=8, input_size=32).eval()
+    before = evaluate_parser(model0, images[:8], labels[:8])
+    out = train_parser(images, labels, tmp_path / "p.pt", base=8, input_size=32, steps=12,
+                       batch_size=8, lr=5e-3, warmup_steps=1, jitter=0.0, progress=False)
+    model = load_bisenet(out)
+    assert model.base == 8 and model.input_size == 32
+    after = evaluate_parser(model, images[:8], labels[:8])
+    assert after["pixel_acc"] > before["pixel_acc"] + 0.2
+    assert set(after["iou"]) == {0, 1, 4, 5, 17}
+    extra = torch.load(out, weights_only=True)["extra"]
+    assert extra["steps"] == 12 and extra["loss"] == "ohem"

@@ -113,3 +113,29 @@ def test_changed_settings_restart_instead_of_resuming(setup):
     got = np.load(out)
     assert got.max() < 19
     np.testing.assert_array_equal(got[:8], np.load(tmp / "tmp.npy"))
+
+
+def test_masks_cli_images_only_and_missing_weights(setup, monkeypatch, capsys):
+    from faceedit_bench.cli import main
+
+    tmp, model, weights, images = setup
+    folder = tmp / "ds" / "img_align_celeba"
+    folder.mkdir(parents=True)
+    for i in range(3):
+        Image.fromarray(images[i]).save(folder / f"{i + 1:06d}.png")
+    out = tmp / "labels.npy"
+    assert main(["masks", "--data", str(tmp / "ds"), "--parser-weights", str(weights),
+                 "--res", "16", "--out", str(out), "--images-only", "--batch-size", "2"]) == 0
+    got = np.load(out)
+    assert got.shape == (3, 16, 16)
+    small = np.stack([np.asarray(Image.fromarray(im).resize((16, 16), Image.BILINEAR))
+                      for im in images[:3]])  # files are resized to --res first (PIL bilinear)
+    want = np.load(precompute_masks(small, model, tmp / "want.npy", progress=False))
+    np.testing.assert_array_equal(got, want)
+    assert (tmp / "labels.npy.files.txt").read_text().split() == ["000001.png", "000002.png",
+                                                                  "000003.png"]
+    monkeypatch.delenv("FACEEDIT_PARSER_WEIGHTS", raising=False)
+    with pytest.raises(SystemExit) as e:
+        main(["masks", "--data", str(tmp / "ds"), "--parser-weights", str(tmp / "79999_iter.pth"),
+              "--res", "16"])
+    assert "79999_iter.pth" in str(e.value) and "face-parsing.PyTorch" in str(e.value)
