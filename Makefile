@@ -12,7 +12,7 @@ ARGS := $(if $(METHOD),--method $(METHOD)) $(if $(RES),--res $(RES)) $(if $(DATA
         $(if $(CKPT),--ckpt $(CKPT)) $(if $(OUT),--out $(OUT)) $(if $(N),--n $(N))
 
 .DEFAULT_GOAL := help
-.PHONY: help install test clean bench eval leaderboard classifier
+.PHONY: help install test clean bench eval leaderboard classifier masks
 
 help: ## list the targets with what each does
 	@grep -E '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
@@ -41,6 +41,9 @@ classifier: $(STAMP) ## train the TARR attribute classifier on a dataset store (
 
 eval: $(STAMP) ## evaluate a checkpoint only (CKPT=path [METHOD= RES= DATA=]) and update the leaderboards
 	$(CLI) eval $(ARGS)
+
+masks: $(STAMP) ## parse every image of a dataset into the store's label maps (DATA=dir|celeba|celebahq RES= PARSER_WEIGHTS= [GT=1])
+	$(CLI) masks $(ARGS) $(if $(PARSER_WEIGHTS),--parser-weights $(PARSER_WEIGHTS)) $(if $(GT),--gt)
 
 leaderboard: $(STAMP) ## re-render leaderboards/ from results/*.jsonl and leaderboards/papers/*.csv
 	$(CLI) leaderboard $(ARGS)

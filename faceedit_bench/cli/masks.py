@@ -39,8 +39,15 @@ def _store_available() -> bool:
 
 def run(args) -> int:
     root = Path(args.data)
+    if not root.is_dir() and args.data in ("celeba", "celebahq"):  # a dataset name: default root
+        from ..data.datamodule import DEFAULT_ROOTS
+
+        args.dataset = args.dataset or args.data
+        root = Path(DEFAULT_ROOTS[args.data])
     if not root.is_dir():
-        raise SystemExit(f"masks: --data {root}: no such folder")
+        raise SystemExit(f"masks: --data {root}: no such folder; expected a dataset folder in the "
+                         f"CelebA layout (img_align_celeba/, list_attr_celeba.txt, ...) or the "
+                         f"CelebA-HQ layout (CelebA-HQ-img/, CelebAMask-HQ-mask-anno/, ...)")
     masks = "gt" if args.gt else "parser"
     if masks == "parser":
         from ..parsing.weights import ParserWeightsError, resolve_weights_path
@@ -82,7 +89,9 @@ def run(args) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser("masks", help="precompute 19-class parser (or ground-truth) masks",
                               description=__doc__)
-    p.add_argument("--data", required=True, help="dataset folder (CelebA / CelebA-HQ layout)")
+    p.add_argument("--data", required=True,
+                   help="dataset folder (CelebA / CelebA-HQ layout), or celeba / celebahq for "
+                        "their default folders (data/celeba, data/CelebAMask-HQ)")
     p.add_argument("--parser-weights", default=None,
                    help="BiSeNet weights (79999_iter.pth or `parser train` output); "
                         "default $FACEEDIT_PARSER_WEIGHTS")
