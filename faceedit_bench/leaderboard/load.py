@@ -27,9 +27,15 @@ def load_records(results_dir: str | Path) -> list[dict]:
     return out
 
 
+#: protocol fields left out of the id: the code version and the method's own settings (which
+#: differ between methods by design); they stay in the record and in the legend
+NOT_IN_PROTOCOL_ID = ("commit", "method_protocol")
+
+
 def protocol_id(rec: dict) -> str:
-    """Short hash of a record's protocol: rows with equal ids were measured the same way."""
-    return stable_hash(rec["protocol"], n=8)
+    """Short hash of a record's evaluation protocol: rows with equal ids were measured the same
+    way (same data hash, attributes, crop, intensity, classifier/extractor weights, ...)."""
+    return stable_hash({k: v for k, v in rec["protocol"].items() if k not in NOT_IN_PROTOCOL_ID}, n=8)
 
 
 def run_key(rec: dict) -> tuple:
