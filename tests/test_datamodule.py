@@ -156,3 +156,19 @@ def test_data_configs_map_to_kwargs(tmp_path):
         kw = OmegaConf.to_container(OmegaConf.load(f))
         dm = FaceEditDataModule(**kw, res=32, store_root=str(tmp_path))
         assert dm.data == f.stem and dm.crop == kw["crop"]
+
+
+def test_prepare_data_exports_synthfaces_and_serves_counterfactuals(tmp_path):
+    pytest.importorskip("faceedit_bench.data.synth_export")
+    dm = FaceEditDataModule(data="synth", root=str(tmp_path / "sf"), synth_n=40, res=32,
+                            batch_size=4, num_workers=0, store_root=str(tmp_path / "stores"),
+                            attrs=["Bald", "Smiling"])
+    dm.prepare_data()
+    dm.setup("test")
+    assert (tmp_path / "sf" / "synthfaces.json").is_file() and dm.has_counterfactuals
+    b = next(iter(dm.test_dataloader()))
+    assert b["cf_image"].shape == (4, 2, 3, 32, 32) and b["cf_parts"].shape == (4, 2, 32, 32)
+    img, lab, _ = dm.store.counterfactuals("Smiling")
+    pos = b["index"].numpy() - dm.store.split_indices("test")[0]
+    np.testing.assert_array_equal(b["cf_parts"][:, 1].numpy(), lab[pos])
+    dm.prepare_data()                      # second call: export and store reused

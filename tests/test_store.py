@@ -119,3 +119,27 @@ def test_cli_store(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "4 images 8px" in out and "skipped 1" in out and "000002.jpg" in out
     assert Store(tmp_path / "s").manifest["config"]["skip_bad"] is True
+
+
+def test_store_of_synthfaces_export(tmp_path):
+    """The exporter's CelebA-layout folder: right images, labels, attributes, split, counterfactuals."""
+    export = pytest.importorskip("faceedit_bench.data.synth_export")
+    from faceedit_bench.data.counterfactuals import read_counterfactual_sources, read_counterfactuals
+    from faceedit_bench.data.synthfaces import sample_attrs
+
+    root = export.export_synthfaces(tmp_path / "sf", n=40, res=32, progress=False, workers=1)
+    st = Store(build_store(root, tmp_path / "s", "synth", res=32, workers=1))
+    assert st.manifest["split"]["counts"] == dict(zip(("train", "val", "test"), export.split_sizes(40)))
+    np.testing.assert_array_equal(st.attrs, sample_attrs(0, np.arange(40)).astype(np.uint8))
+    test = st.split_indices("test")
+    assert [st.filenames[r] for r in test] == (root / "counterfactuals" / "index.txt").read_text().split()
+    src_img, src_lab = read_counterfactual_sources(root)          # lossless renders of the test rows
+    np.testing.assert_array_equal(st.labels[test], src_lab)       # PNG part masks merged by name
+    assert np.abs(st.images[test].astype(int) - src_img).mean() < 4   # JPEG q95
+    cfs = read_counterfactuals(root)
+    assert st.counterfactual_attrs == sorted(cfs)
+    for attr in ("Bald", "Smiling"):
+        img, lab, att = st.counterfactuals(attr)
+        np.testing.assert_array_equal(img, cfs[attr].images)
+        np.testing.assert_array_equal(lab, cfs[attr].labels)
+        np.testing.assert_array_equal(att, cfs[attr].attrs)

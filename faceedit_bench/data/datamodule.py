@@ -134,10 +134,11 @@ class FaceEditDataModule(L.LightningDataModule):
 
         self.store_path.parent.mkdir(parents=True, exist_ok=True)
         with FileLock(str(self.store_path) + ".lock"):
-            if self.data == "synth" and not (self.root / "list_attr_celeba.txt").is_file():
-                from .synth_export import export_synthfaces
+            if self.data == "synth":
+                from .synth_export import MANIFEST, export_synthfaces
 
-                export_synthfaces(self.root, n=self.synth_n, res=self.res, seed=0)
+                if not (self.root / MANIFEST).is_file():   # missing or interrupted export
+                    export_synthfaces(self.root, n=self.synth_n, res=self.res, seed=0)
             build_store(self.root, self.store_path, self.data, self.res, crop=self.crop,
                         masks=self.masks, parser_weights=self.parser_weights,
                         skip_bad=self.skip_bad, split=self.split,
