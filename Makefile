@@ -12,7 +12,7 @@ ARGS := $(if $(METHOD),--method $(METHOD)) $(if $(RES),--res $(RES)) $(if $(DATA
         $(if $(CKPT),--ckpt $(CKPT)) $(if $(OUT),--out $(OUT)) $(if $(N),--n $(N))
 
 .DEFAULT_GOAL := help
-.PHONY: help install test clean bench eval leaderboard classifier masks
+.PHONY: help install test clean bench eval leaderboard classifier masks store
 
 help: ## list the targets with what each does
 	@grep -E '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
@@ -47,3 +47,6 @@ masks: $(STAMP) ## parse every image of a dataset into the store's label maps (D
 
 leaderboard: $(STAMP) ## re-render leaderboards/ from results/*.jsonl and leaderboards/papers/*.csv
 	$(CLI) leaderboard $(ARGS)
+
+store: $(STAMP) ## decode a dataset into the memory-mapped store (DATA=dir|celeba|celebahq|synth RES= OUT= N=)
+	$(CLI) store $(ARGS)

@@ -143,3 +143,17 @@ def test_store_of_synthfaces_export(tmp_path):
         np.testing.assert_array_equal(img, cfs[attr].images)
         np.testing.assert_array_equal(lab, cfs[attr].labels)
         np.testing.assert_array_equal(att, cfs[attr].attrs)
+
+
+def test_cli_store_infers_dataset(tmp_path, capsys):
+    from faceedit_bench.cli import main
+    from faceedit_bench.cli.store import infer_dataset
+
+    hq = write_celebahq(tmp_path / "hq", n=2)
+    assert infer_dataset(hq) == "celebahq" and infer_dataset(tmp_path) is None
+    root = write_celeba(tmp_path / "c", n=3, hw=(218, 178), masks=False)
+    assert main(["store", "--data", str(root), "--res", "8", "--out", str(tmp_path / "s")]) == 2
+    assert "--masks parser" in capsys.readouterr().err
+    assert main(["store", "--data", str(root), "--res", "8", "--masks", "none",
+                 "--out", str(tmp_path / "s"), "--workers", "1"]) == 0
+    assert "crop attgan170, masks none, split attgan" in capsys.readouterr().out

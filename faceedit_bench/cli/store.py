@@ -4,17 +4,63 @@ from __future__ import annotations
 import sys
 
 
+DATASETS = ("celeba", "celebahq", "synth")
+
+
+def infer_dataset(folder) -> str | None:
+    """celeba | celebahq | synth from the files a folder holds (None when unknown)."""
+    from pathlib import Path
+
+    f = Path(folder)
+    if (f / "CelebAMask-HQ-attribute-anno.txt").is_file():
+        return "celebahq"
+    if (f / "synthfaces.json").is_file():
+        return "synth"
+    if (f / "list_attr_celeba.txt").is_file():
+        return "celeba"
+    return None
+
+
+def resolve(args):
+    """(source folder, dataset) from --data (a folder or a dataset name) and --dataset."""
+    from pathlib import Path
+
+    from ..data.datamodule import DEFAULT_ROOTS
+
+    if args.data in DATASETS and not Path(args.data).is_dir():
+        dataset = args.dataset or args.data
+        if dataset == "synth":
+            from ..data.synth_export import MANIFEST, export_synthfaces
+
+            root = Path(f"data/synthfaces/n{args.synth_n}_r{args.res}")
+            if not (root / MANIFEST).is_file():
+                export_synthfaces(root, n=args.synth_n, res=args.res, seed=0)
+            return root, dataset
+        return Path(DEFAULT_ROOTS[dataset]), dataset
+    dataset = args.dataset or infer_dataset(args.data)
+    if dataset is None:
+        raise FileNotFoundError(
+            f"{args.data}: no list_attr_celeba.txt or CelebAMask-HQ-attribute-anno.txt; pass "
+            "--dataset celeba|celebahq|synth and a folder in that layout (docs/data.md)")
+    return Path(args.data), dataset
+
+
 def run(args) -> int:
     from pathlib import Path
 
     from ..data.celeba import DataFormatError
     from ..data.store import DEFAULT_CROP, Store, build_store, store_name
 
-    crop = args.crop or DEFAULT_CROP[args.dataset]
-    out = Path(args.out) if args.out else Path("data/stores") / store_name(
-        args.dataset, args.res, crop, args.masks, args.split)
     try:
-        path = build_store(args.data, out, args.dataset, args.res, crop=crop, masks=args.masks,
+        root, dataset = resolve(args)
+    except (FileNotFoundError, FileExistsError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    crop = args.crop or DEFAULT_CROP[dataset]
+    out = Path(args.out) if args.out else Path("data/stores") / store_name(
+        dataset, args.res, crop, args.masks, args.split)
+    try:
+        path = build_store(root, out, dataset, args.res, crop=crop, masks=args.masks,
                            parser_weights=args.parser_weights, skip_bad=args.skip_bad,
                            split=args.split, resize_filter=args.resize_filter,
                            workers=args.workers, overwrite=args.overwrite, progress=True)
@@ -36,9 +82,13 @@ def run(args) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser("store", help="decode a dataset folder into a memory-mapped store",
                               description=__doc__)
-    p.add_argument("--data", required=True, help="source folder (CelebA layout, CelebAMask-HQ, "
-                   "or a SynthFaces export)")
-    p.add_argument("--dataset", required=True, choices=["celeba", "celebahq", "synth"])
+    p.add_argument("--data", required=True, help="source folder (CelebA layout, CelebAMask-HQ, or a "
+                   "SynthFaces export), or a dataset name for its default folder (data/celeba, "
+                   "data/CelebAMask-HQ, data/synthfaces/n<N>_r<res>, exported when missing)")
+    p.add_argument("--dataset", choices=DATASETS, default=None,
+                   help="layout of --data (default: inferred from the files)")
+    p.add_argument("--synth-n", "--n", dest="synth_n", type=int, default=2000,
+                   help="images of a SynthFaces export (when --data synth)")
     p.add_argument("--res", type=int, required=True, help="output side in pixels")
     p.add_argument("--out", default=None, help="store folder (default data/stores/<name>)")
     p.add_argument("--crop", default=None, help="attgan170 | center178 | none "

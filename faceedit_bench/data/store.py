@@ -187,6 +187,20 @@ def _compact(tmp: Path, keep: np.ndarray, with_labels: bool) -> None:
         os.replace(tmp / f"{name}.new.npy", tmp / f"{name}.npy")
 
 
+def _remove_stale_temps(out_dir: Path) -> None:
+    """Delete temp folders of builds of ``out_dir`` whose process is gone (killed builds)."""
+    for p in out_dir.parent.glob(f".{out_dir.name}.tmp-*"):
+        try:
+            pid = int(p.name.rsplit(".tmp-", 1)[1].split("-")[0])
+            os.kill(pid, 0)
+            if pid == os.getpid():
+                raise ProcessLookupError
+        except ProcessLookupError:
+            shutil.rmtree(p, ignore_errors=True)
+        except (ValueError, IndexError, PermissionError):
+            continue
+
+
 def _existing(out_dir: Path, config: dict, overwrite: bool) -> bool:
     man = out_dir / "manifest.json"
     if not man.is_file() or overwrite:
@@ -233,8 +247,14 @@ def build_store(source_root, out_dir, dataset: str, res: int, crop: str | None =
     n, box, resample = len(src.filenames), CROPS[crop], RESIZE_FILTERS[resize_filter]
     if n == 0:
         raise DataFormatError(f"{src.table.path}: no usable rows; expected at least one image")
+    if masks == "gt" and not src.mask_dir.is_dir():
+        raise FileNotFoundError(
+            f"{src.mask_dir}: mask folder not found; masks='gt' needs CelebAMask-HQ part PNGs "
+            "(<k//2000>/<k:05d>_<part>.png). For CelebA use masks='parser' (--masks parser "
+            "--parser-weights PATH) or masks='none'")
     mask_index = index_mask_dir(src.mask_dir) if masks == "gt" else None
     out_dir.parent.mkdir(parents=True, exist_ok=True)
+    _remove_stale_temps(out_dir)
     tmp = out_dir.parent / f".{out_dir.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir()
     try:
