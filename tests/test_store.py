@@ -157,3 +157,29 @@ def test_cli_store_infers_dataset(tmp_path, capsys):
     assert main(["store", "--data", str(root), "--res", "8", "--masks", "none",
                  "--out", str(tmp_path / "s"), "--workers", "1"]) == 0
     assert "crop attgan170, masks none, split attgan" in capsys.readouterr().out
+
+
+def test_killed_build_leaves_no_store_and_rerun_cleans_up(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    root = write_celeba(tmp_path / "src", n=120, hw=(218, 178), masks=False)
+    out = tmp_path / "st" / "s"
+    code = ("import time, faceedit_bench.data.store as s\n"
+            "orig = s._process_chunk\n"
+            "def slow(job):\n    time.sleep(0.2)\n    return orig(job)\n"
+            "s._process_chunk = slow\n"
+            f"s.build_store({str(root)!r}, {str(out)!r}, 'celeba', 16, masks='none', workers=1, chunk=8)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    deadline = time.time() + 60
+    while time.time() < deadline and not list((tmp_path / "st").glob(".s.tmp-*/images.npy")):
+        time.sleep(0.05)
+    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not out.exists() and len(_leftovers(tmp_path / "st")) == 1   # only the dead temp
+    st = Store(build_store(root, out, "celeba", 16, masks="none", workers=1))
+    assert len(st) == 120 and _leftovers(tmp_path / "st") == []
