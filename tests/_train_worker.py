@@ -1,7 +1,8 @@
 """Subprocess worker for the DDP and resume tests: trains a registered method on a toy set.
 
-``python tests/_train_worker.py METHOD RES OUT MAX_ITERS [--trainer cpu|ddp_cpu2] [--kill-at N]``
-Saves every rank's final parameters to ``OUT/params_rank<r>.pt``; with ``--kill-at`` the process
+``python tests/_train_worker.py METHOD[,METHOD...] RES OUT MAX_ITERS [--trainer cpu|ddp_cpu2]
+[--kill-at N]`` trains each method in turn (one DDP launch serves them all) under
+``OUT/<method>/`` and saves every rank's final state to ``OUT/<method>/params_rank<r>.pt``; with ``--kill-at`` the process
 SIGKILLs itself when the iteration counter reaches N (after that iteration's checkpoint).
 """
 from __future__ import annotations
@@ -53,10 +54,15 @@ class KillAt(pl.Callback):
 class SaveParams(pl.Callback):
     def __init__(self, out: Path) -> None:
         self.out = out
+        self.start = None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        self.start = pl_module.iteration  # > 0 when the run resumed
 
     def on_train_end(self, trainer, pl_module) -> None:
-        state = {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()}
-        state["__iteration__"] = torch.tensor(pl_module.iteration)
+        state = {"params": {k: v.detach().cpu().clone() for k, v in pl_module.named_parameters()},
+                 "state": {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()},
+                 "iteration": pl_module.iteration, "start_iteration": self.start}
         torch.save(state, self.out / f"params_rank{trainer.global_rank}.pt")
 
 
@@ -71,12 +77,16 @@ def main() -> None:
     p.add_argument("--ckpt-every", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=2)
     args = p.parse_args()
+    for method in args.method.split(","):
+        run(method, args, Path(args.out) / method)
+
+
+def run(method: str, args, out: Path) -> None:
     from faceedit_bench.config import compose_config
     from faceedit_bench.train import fit
 
-    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    cfg = compose_config(args.method, args.res, trainer=args.trainer, overrides=[
+    cfg = compose_config(method, args.res, trainer=args.trainer, overrides=[
         f"profile.max_iters={args.max_iters}", f"profile.batch_size={args.batch_size}",
         f"profile.ckpt_every={args.ckpt_every}", "profile.sample_every=0",
         "profile.progress_bar=false", "profile.deterministic=true", "profile.resume=auto",
