@@ -12,7 +12,7 @@ ARGS := $(if $(METHOD),--method $(METHOD)) $(if $(RES),--res $(RES)) $(if $(DATA
         $(if $(CKPT),--ckpt $(CKPT)) $(if $(OUT),--out $(OUT)) $(if $(N),--n $(N))
 
 .DEFAULT_GOAL := help
-.PHONY: help install test clean bench eval leaderboard classifier masks store
+.PHONY: help install test clean bench eval leaderboard classifier masks store synth
 
 help: ## list the targets with what each does
 	@grep -E '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
@@ -50,3 +50,6 @@ leaderboard: $(STAMP) ## re-render leaderboards/ from results/*.jsonl and leader
 
 store: $(STAMP) ## decode a dataset into the memory-mapped store (DATA=dir|celeba|celebahq|synth RES= OUT= N=)
 	$(CLI) store $(ARGS)
+
+synth: $(STAMP) ## export SynthFaces in the CelebA layout, resumable (N= RES= OUT=; default 12000 x 64 px into data/synthfaces)
+	$(CLI) synth $(ARGS)
