@@ -9,7 +9,6 @@ Whole batches are read from the memory-mapped store in the workers (``__getitems
 """
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Sequence
 
@@ -137,7 +136,9 @@ class FaceEditDataModule(L.LightningDataModule):
             if self.data == "synth":
                 from .synth_export import MANIFEST, export_synthfaces
 
-                if not (self.root / MANIFEST).is_file():   # missing or interrupted export
+                missing = not (self.root / "list_attr_celeba.txt").is_file()
+                interrupted = (self.root / ".progress").is_dir() and not (self.root / MANIFEST).is_file()
+                if missing or interrupted:
                     export_synthfaces(self.root, n=self.synth_n, res=self.res, seed=0)
             build_store(self.root, self.store_path, self.data, self.res, crop=self.crop,
                         masks=self.masks, parser_weights=self.parser_weights,
