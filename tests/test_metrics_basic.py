@@ -130,3 +130,23 @@ def test_counterfactual_error_inside_and_outside():
     assert float(a["cf_l1"]) == pytest.approx(0.25) and float(a["cf_l1_in"]) == pytest.approx(0.5)
     assert float(a["cf_l1_out"]) == 0.0
     assert float(b["cf_l1"]) == 0.0 and float(b["cf_psnr"]) == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize("n,d", [(300, 20), (10, 40)])  # well-conditioned and rank-deficient (N < d)
+def test_frechet_distance_forms_agree_with_scipy_sqrtm(n, d):
+    from scipy import linalg
+
+    from faceedit_bench.metrics.fid import FrechetDistance, frechet_distance
+
+    g = torch.Generator().manual_seed(n)
+    a = torch.randn(n, d, generator=g, dtype=torch.float64) @ torch.randn(d, d, generator=g, dtype=torch.float64)
+    b = torch.relu(torch.randn(n + 5, d, generator=g, dtype=torch.float64)) * 2 + 0.3
+    m1, m2 = a.mean(0).numpy(), b.mean(0).numpy()
+    s1, s2 = np.cov(a.numpy(), rowvar=False), np.cov(b.numpy(), rowvar=False)
+    covmean, _ = linalg.sqrtm(s1.dot(s2), disp=False)
+    ref = float(((m1 - m2) ** 2).sum() + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean.real))
+    assert frechet_distance(m1, s1, m2, s2) == pytest.approx(ref, rel=1e-6)
+    fid = FrechetDistance(d)
+    fid.update(a, real=True)
+    fid.update(b)
+    assert fid.compute()["pooled"] == pytest.approx(ref, rel=1e-6)

@@ -3,9 +3,11 @@
 Features come from any extractor (``extractors.py``): Inception pool3 (FID), SwAV ResNet-50
 (ssFID, Morozov et al. 2021) or the suite's classifier. States are float64 raw moments
 (Σx, Σxxᵀ, n), so they all-reduce by sum under DDP and memory does not grow with N.
-The distance is torch-fidelity 0.4.0's ``fid_statistics_to_metric``:
-``|Δμ|² + tr S1 + tr S2 − 2 Σ Re √eig(S1 S2)`` in float64 (reference/metrics.md §1.2, §7);
-never ``eigvalsh`` of the non-symmetric product.
+The distance is torch-fidelity 0.4.0's ``fid_statistics_to_metric``
+``|Δμ|² + tr S1 + tr S2 − 2 Σ Re √eig(S1 S2)`` in float64 (reference/metrics.md §1.2, §7),
+computed in the equal symmetric form ``tr √(√S1 S2 √S1)`` (eigh only: 3-5x faster on CPU, GPU
+friendly, √S1 shared by every fake set); never ``eigvalsh`` of the non-symmetric product.
+:func:`frechet_distance` keeps the eigvals form as the reference.
 """
 from __future__ import annotations
 
@@ -26,16 +28,31 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     return float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
 
 
+def sqrtm_psd(sigma: torch.Tensor) -> torch.Tensor:
+    """Symmetric PSD square root by ``eigh`` (negative round-off eigenvalues clipped to 0)."""
+    w, v = torch.linalg.eigh(sigma)
+    return (v * w.clamp_min(0).sqrt()) @ v.T
+
+
+def frechet_distance_sym(mu1, sqrt_sigma1, sigma1, mu2, sigma2) -> float:
+    """The same distance through the symmetric form ``tr √(√S1 S2 √S1)`` (reference/metrics.md
+    §7: equal to the eigvals form to ~1e-9 relative, including N < d). Only ``eigh``/``eigvalsh``:
+    fast on GPU, and √S1 of the shared real set is computed once for all fake sets."""
+    m = sqrt_sigma1 @ sigma2 @ sqrt_sigma1
+    tr_covmean = torch.linalg.eigvalsh((m + m.T) / 2).clamp_min(0).sqrt().sum()
+    diff = mu1 - mu2
+    return float(diff.dot(diff) + torch.trace(sigma1) + torch.trace(sigma2) - 2 * tr_covmean)
+
+
 def moments_to_stats(s: torch.Tensor, ss: torch.Tensor, n: torch.Tensor):
-    """(Σx, Σxxᵀ, n) -> (μ, unbiased Σ) in float64 numpy (same as np.mean / np.cov)."""
+    """(Σx, Σxxᵀ, n) -> (μ, unbiased Σ) float64 tensors (as np.mean / np.cov), on their device."""
     n = int(n)
     if n < 2:
         raise RuntimeError(f"Fréchet distance needs at least 2 samples per set, got {n}")
-    s = s.detach().double().cpu()
-    ss = ss.detach().double().cpu()
+    s, ss = s.detach().double(), ss.detach().double()
     mu = s / n
     cov = (ss - n * torch.outer(mu, mu)) / (n - 1)
-    return mu.numpy(), cov.numpy()
+    return mu, (cov + cov.T) / 2
 
 
 class FrechetDistance(Metric):
@@ -110,18 +127,17 @@ class FrechetDistance(Metric):
 
     def compute(self) -> dict:
         if self._cached_real is not None:
-            mu_r, cov_r = moments_to_stats(*self._cached_real)
+            mu_r, cov_r = moments_to_stats(*(t.to(self.fake_sum.device) for t in self._cached_real))
         else:
             mu_r, cov_r = moments_to_stats(self.real_sum, self.real_outer, self.real_n)
-        pooled = frechet_distance(
-            mu_r, cov_r, *moments_to_stats(self.fake_sum.sum(0), self.fake_outer.sum(0), self.fake_n.sum()))
-        groups = []
-        for g in range(self.groups):
-            if int(self.fake_n[g]) >= 2:
-                groups.append(frechet_distance(
-                    mu_r, cov_r, *moments_to_stats(self.fake_sum[g], self.fake_outer[g], self.fake_n[g])))
-            else:
-                groups.append(float("nan"))
+        root = sqrtm_psd(cov_r)
+
+        def fd(s, ss, n):
+            return frechet_distance_sym(mu_r, root, cov_r, *moments_to_stats(s, ss, n))
+
+        pooled = fd(self.fake_sum.sum(0), self.fake_outer.sum(0), self.fake_n.sum())
+        groups = [fd(self.fake_sum[g], self.fake_outer[g], self.fake_n[g]) if int(self.fake_n[g]) >= 2
+                  else float("nan") for g in range(self.groups)]
         valid = [v for v in groups if v == v]
         return {"pooled": pooled, "groups": groups,
                 "mean": float(np.mean(valid)) if valid else float("nan")}
