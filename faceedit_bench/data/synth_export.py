@@ -46,6 +46,17 @@ def _atomic_text(path: Path, text: str) -> None:
     _atomic_bytes(path, text.encode())
 
 
+def _remove_stale_tmp(out: Path) -> None:
+    """Delete ``*.tmp<pid>`` files a killed run left behind (written before their os.replace)."""
+    for d in [out, out / "img_align_celeba", out / CF_DIR, out / ".progress",
+              *(out / "CelebAMask-HQ-mask-anno").glob("*")]:
+        if d.is_dir():
+            with os.scandir(d) as it:
+                for e in it:
+                    if ".tmp" in e.name and e.is_file():
+                        os.remove(e.path)
+
+
 def _jpeg(arr: np.ndarray) -> bytes:
     from PIL import Image
 
@@ -180,6 +191,7 @@ def export_synthfaces(out_dir, n: int, res: int, seed: int = 0, progress: bool =
     else:
         _atomic_text(pfile, json.dumps(params, sort_keys=True))
     (out / "img_align_celeba").mkdir(exist_ok=True)
+    _remove_stale_tmp(out)
     for g in range((n - 1) // 2000 + 1):
         (out / "CelebAMask-HQ-mask-anno" / str(g)).mkdir(parents=True, exist_ok=True)
 
