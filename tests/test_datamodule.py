@@ -172,3 +172,20 @@ def test_prepare_data_exports_synthfaces_and_serves_counterfactuals(tmp_path):
     pos = b["index"].numpy() - dm.store.split_indices("test")[0]
     np.testing.assert_array_equal(b["cf_parts"][:, 1].numpy(), lab[pos])
     dm.prepare_data()                      # second call: export and store reused
+
+
+def test_ranks_get_distinct_shards(synth_root, tmp_path):
+    """Under DDP each rank's train loader serves its own shard of the seeded global order."""
+    from types import SimpleNamespace
+
+    dm = _dm(synth_root, tmp_path, seed=2)
+    seen = []
+    for rank in range(2):
+        dm.trainer = SimpleNamespace(global_rank=rank, world_size=2)
+        seen.append(sum((b["index"].tolist() for b in dm.train_dataloader()), []))
+        assert sum(len(b["index"]) for b in dm.test_dataloader()) == 4      # 8 test rows / 2
+    dm.trainer = None
+    assert len(seen[0]) == len(seen[1]) == 12 and not set(seen[0]) & set(seen[1])
+    order = ResumableSampler(28, seed=2).order(0)             # global order, sharded rank::2
+    rows = dm.store.split_indices("train")
+    assert seen[0] == rows[order[0::2][:12]].tolist() and seen[1] == rows[order[1::2][:12]].tolist()
