@@ -183,3 +183,22 @@ def test_killed_build_leaves_no_store_and_rerun_cleans_up(tmp_path):
     assert not out.exists() and len(_leftovers(tmp_path / "st")) == 1   # only the dead temp
     st = Store(build_store(root, out, "celeba", 16, masks="none", workers=1))
     assert len(st) == 120 and _leftovers(tmp_path / "st") == []
+
+
+def test_parser_masks_store(tmp_path):
+    """masks='parser': labels from faceedit_bench.parsing.precompute, weights hash recorded."""
+    bisenet = pytest.importorskip("faceedit_bench.parsing.bisenet")
+    from faceedit_bench.parsing.precompute import precompute_masks
+    from faceedit_bench.parsing.weights import save_bisenet
+
+    import torch
+    torch.manual_seed(0)
+    weights = save_bisenet(bisenet.BiSeNet(base=8, input_size=None), tmp_path / "tiny.pth")
+    root = write_celeba(tmp_path / "src", n=3, hw=(24, 24), masks=False)
+    st = Store(build_store(root, tmp_path / "s", "synth", res=16, workers=1, masks="parser",
+                           parser_weights=weights))
+    assert st.manifest["masks"] == "parser" and len(st.manifest["parser_weights_hash"]) == 16
+    ref = np.load(precompute_masks(np.asarray(st.images), str(weights), tmp_path / "ref.npy",
+                                   progress=False, device="cpu"))
+    np.testing.assert_array_equal(st.labels, ref)
+    assert _leftovers(tmp_path) == []
