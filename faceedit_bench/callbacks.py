@@ -111,3 +111,38 @@ class SampleGrid(pl.Callback):
         if logger is not None and hasattr(logger, "log_image"):
             logger.log_image("samples", [grid], step=it,
                              caption=["input | reconstruction | " + " | ".join(pl_module.attrs)])
+
+
+class StopAtCPUBudget(pl.Callback):
+    """Stop once this process has used ``minutes`` of CPU time in training (summed over resumes).
+
+    CPU time (``time.process_time``: all threads of this process, not data-loader workers) is
+    what a shared machine can measure fairly; the budget is checked after every iteration.
+    """
+
+    def __init__(self, minutes: float) -> None:
+        self.budget = float(minutes) * 60.0
+        self.used = 0.0
+        self._t0: float | None = None
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        import time
+
+        self._t0 = time.process_time()
+
+    def _now(self) -> float:
+        import time
+
+        return self.used + (time.process_time() - self._t0 if self._t0 is not None else 0.0)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        used = self._now()
+        pl_module.log("cpu_seconds", used, on_step=True)
+        if used >= self.budget:
+            trainer.should_stop = True
+
+    def state_dict(self) -> dict:
+        return {"used": self._now()}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.used = float(state.get("used", 0.0))

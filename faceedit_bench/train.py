@@ -4,7 +4,8 @@ A run is a composed config (``faceedit_bench.config.compose_config``): ``cfg.met
 the networks, ``cfg.method.train`` the paper's training settings and ``cfg.profile`` overrides
 them (``null`` keeps the method's value): ``max_iters`` (generator iterations), ``batch_size``
 (per D/G step and rank), ``n_critic``, ``lr``, ``ema_decay``, ``channels_last``, ``compile``,
-``ckpt_every``, ``sample_every``, ``n_samples``, ``resume`` (``auto``: continue from
+``ckpt_every``, ``sample_every``, ``n_samples``, ``max_cpu_minutes`` (stop early once the
+training process has used that much CPU time), ``resume`` (``auto``: continue from
 ``<run_dir>/checkpoints/last.ckpt`` when it exists; a path; or ``null``), ``deterministic``,
 ``progress_bar``. The trainer preset gives accelerator, devices, nodes, strategy, precision.
 
@@ -64,15 +65,21 @@ def run_dir(cfg: DictConfig) -> Path:
 
 
 def build_datamodule(cfg: DictConfig, batch_size: int):
-    """The project's ``FaceEditDataModule`` for ``cfg.data`` at ``cfg.res``."""
+    """The project's ``FaceEditDataModule`` for ``cfg.data`` at ``cfg.res`` (SynthFaces: its
+    default export folder ``data/synthfaces/n<N>_r<res>``, generated on first use)."""
     from .data.datamodule import FaceEditDataModule
 
     d = cfg.data
-    return FaceEditDataModule(
-        data=d.name, root=d.get("root"), res=int(cfg.res),
-        attrs=list(_plain(cfg.get("attrs")) or DEFAULT_ATTRS), batch_size=batch_size,
-        num_workers=int(d.get("num_workers", 0)), seed=int(cfg.get("seed", 0)),
-        crop=d.get("crop"))
+    kwargs: dict[str, Any] = dict(
+        data=d.name, res=int(cfg.res), attrs=list(_plain(cfg.get("attrs")) or DEFAULT_ATTRS),
+        batch_size=batch_size, num_workers=int(d.get("num_workers", 0)),
+        seed=int(cfg.get("seed", 0)), crop=d.get("crop"), masks=str(d.get("masks", "gt")),
+        parser_weights=d.get("parser_weights"), split=d.get("split"))
+    if d.name == "synth":
+        kwargs["synth_n"] = int(d.get("synth_n") or 2000)
+    else:
+        kwargs["root"] = d.get("root")
+    return FaceEditDataModule(**kwargs)
 
 
 def default_logger(cfg: DictConfig, out: Path):
@@ -119,7 +126,7 @@ def fit(cfg: DictConfig, datamodule: Any = None, logger: Any = None,
     """
     import lightning.pytorch as pl
 
-    from .callbacks import IterationCheckpoint, SampleGrid, StopAtIteration
+    from .callbacks import IterationCheckpoint, SampleGrid, StopAtCPUBudget, StopAtIteration
     from .methods import build_method
     from .train_data import TrainStream
 
@@ -137,6 +144,8 @@ def fit(cfg: DictConfig, datamodule: Any = None, logger: Any = None,
     cbs = [StopAtIteration(int(train["max_iters"])),
            IterationCheckpoint(out / "checkpoints", int(prof.get("ckpt_every", 1000))),
            *callbacks]
+    if prof.get("max_cpu_minutes"):
+        cbs.insert(1, StopAtCPUBudget(float(prof.max_cpu_minutes)))
     if int(prof.get("sample_every", 0) or 0) > 0:
         cbs.append(SampleGrid(out / "samples", int(prof.sample_every), int(prof.get("n_samples", 8))))
     if logger is None:
