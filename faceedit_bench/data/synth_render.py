@@ -71,14 +71,14 @@ class _Compositor:
 
     def add(self, cov, cls, col, left=None):
         vis = cov * self.t
-        self.img = self.img + vis[:, None] * col
+        self.img.addcmul_(vis[:, None], col)
         if left is None:
             self.soft[:, cls] += vis
         else:
             lv = vis * left
             self.soft[:, cls] += lv
             self.soft[:, cls + 1] += vis - lv
-        self.t = self.t - vis
+        self.t.sub_(vis)
 
 
 def _bump(t):

@@ -36,6 +36,12 @@ def _renderer(compile: bool):
     return _COMPILED["fn"]
 
 
+def sub_batch(res: int) -> int:
+    """Samples per renderer call: ~2^18 pixels per tensor keeps the working set in cache
+    (measured: 16 at 128 px is 1.6x faster per image than 64)."""
+    return max(1, (1 << 18) // (res * res))
+
+
 def _as_rendered(attrs, b: int) -> np.ndarray:
     arr = attrs.detach().cpu().numpy() if isinstance(attrs, torch.Tensor) else np.asarray(attrs)
     if arr.ndim != 2 or arr.shape[0] != b:
@@ -73,7 +79,11 @@ def render_batch(seed: int, indices: Sequence[int], res: int, attrs=None, *, sof
     rendered = sample_rendered_attrs(seed, idx) if attrs is None else _as_rendered(attrs, len(idx))
     u = torch.from_numpy(ident.astype(np.float32)).to(device)
     a = torch.from_numpy(rendered.astype(np.float32)).to(device)
-    img, sm = _renderer(compile)(u, a, int(res))
+    fn = _renderer(compile)
+    step = sub_batch(int(res))
+    parts = [fn(u[i:i + step], a[i:i + step], int(res)) for i in range(0, len(idx), step)]
+    img = torch.cat([p[0] for p in parts]) if len(parts) > 1 else parts[0][0]
+    sm = torch.cat([p[1] for p in parts]) if len(parts) > 1 else parts[0][1]
     out = {
         "image": img,
         "labels": labels_from_soft(sm),
