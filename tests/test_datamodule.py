@@ -120,9 +120,14 @@ def test_lightning_resume_continues_same_order(synth_root, tmp_path):
     dm_state = torch.load(path, weights_only=False)["FaceEditDataModule"]
     assert dm_state["epoch"] == 1 and dm_state["position"] == 8
     second = _Recorder()
-    _trainer(tmp_path / "c", 10).fit(second, datamodule=_dm(synth_root, tmp_path, seed=5),
-                                     ckpt_path=str(path))
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _trainer(tmp_path / "c", 10).fit(second, datamodule=_dm(synth_root, tmp_path, seed=5),
+                                         ckpt_path=str(path))
     assert first.seen + second.seen == ref.seen
+    assert not [w for w in caught if "not resumable" in str(w.message)]
 
 
 def test_counterfactual_batches(synth_root, tmp_path):

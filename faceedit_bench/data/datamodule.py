@@ -90,6 +90,23 @@ def collate(batch):
     return torch.utils.data.default_collate(batch)
 
 
+class ResumableLoader(DataLoader):
+    """Train DataLoader that Lightning treats as resumable (``state_dict``/``load_state_dict``).
+
+    Its state is the DataModule's (consumed position of the train order); Lightning stores it
+    with the fit loop and restores it after building the loader, in addition to the
+    DataModule's own checkpoint entry (both carry the same position).
+    """
+
+    def state_dict(self) -> dict:
+        fn = getattr(self, "_state_fn", None)
+        return fn() if fn is not None else {}
+
+    def load_state_dict(self, state: dict) -> None:
+        if state and isinstance(self.sampler, ResumableSampler):
+            self.sampler.load_state_dict(state)
+
+
 class FaceEditDataModule(L.LightningDataModule):
     """CelebA / CelebA-HQ / SynthFaces through one decoded store (see docs/data.md)."""
 
@@ -177,9 +194,9 @@ class FaceEditDataModule(L.LightningDataModule):
         return (t.global_rank, t.world_size) if t is not None else (0, 1)
 
     def _loader(self, ds: Dataset, sampler, batch_size: int, drop_last: bool,
-                persistent: bool) -> DataLoader:
+                persistent: bool, cls=DataLoader) -> DataLoader:
         w = self.num_workers
-        return DataLoader(ds, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
+        return cls(ds, batch_size=batch_size, sampler=sampler, drop_last=drop_last,
                           num_workers=w, collate_fn=collate, pin_memory=torch.cuda.is_available(),
                           persistent_workers=persistent and w > 0,
                           prefetch_factor=4 if w > 0 else None)
@@ -192,7 +209,10 @@ class FaceEditDataModule(L.LightningDataModule):
         if self._resume_state is not None:
             self._train_sampler.load_state_dict(self._resume_state)
             self._resume_state = None
-        return self._loader(ds, self._train_sampler, self.batch_size, self.drop_last, True)
+        loader = self._loader(ds, self._train_sampler, self.batch_size, self.drop_last, True,
+                              ResumableLoader)
+        loader._state_fn = self.state_dict
+        return loader
 
     def _eval_loader(self, split: str) -> DataLoader:
         ds = self.dataset(split)
