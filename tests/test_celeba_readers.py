@@ -151,3 +151,17 @@ def test_corrupt_and_missing_jpeg_named(tmp_path):
         load_rgb(p, "x:3")
     with pytest.raises(DataFormatError, match=r"000002.jpg: image file missing"):
         load_rgb(tmp_path / "000002.jpg")
+
+
+def test_original_celeba_folder_layout(tmp_path):
+    """Google Drive layout: Anno/list_attr_celeba.txt, Eval/..., Img/img_align_celeba/."""
+    flat = write_celeba(tmp_path / "flat", n=3, hw=(24, 24), masks=False)
+    root = tmp_path / "gd"
+    for sub, name in (("Anno", "list_attr_celeba.txt"), ("Eval", "list_eval_partition.txt")):
+        (root / sub).mkdir(parents=True)
+        (root / sub / name).write_bytes((flat / name).read_bytes())
+    (root / "Img").mkdir()
+    (flat / "img_align_celeba").rename(root / "Img" / "img_align_celeba")
+    src = open_source(root, "celeba", split="partition")
+    assert src.image_path(0) == root / "Img" / "img_align_celeba" / "000001.jpg"
+    assert src.split.tolist() == [1, 1, 2]          # fixture partition of 3 rows

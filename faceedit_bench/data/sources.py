@@ -135,6 +135,14 @@ def _take(table: AttrTable, keep: np.ndarray) -> AttrTable:
         lines=table.lines[keep], ordinal=table.ordinal[keep])
 
 
+def _find(root: Path, *candidates: str) -> Path:
+    """First existing ``root/candidate`` (else the first one, so errors name the usual path)."""
+    for c in candidates:
+        if (root / c).exists():
+            return root / c
+    return root / candidates[0]
+
+
 def open_source(root, dataset: str, split: str | None = None, skip_bad: bool = False) -> Source:
     """Read the list files of ``root`` for ``dataset`` (celeba | celebahq | synth)."""
     root = Path(root)
@@ -151,8 +159,13 @@ def open_source(root, dataset: str, split: str | None = None, skip_bad: bool = F
         map_path = root / "CelebA-HQ-to-CelebA-mapping.txt"
         list_files = [attr_path, map_path]
     else:
-        attr_path = root / "list_attr_celeba.txt"
-        image_dir = root / "img_align_celeba"
+        # flat layout, or the original Google Drive one (Anno/, Eval/, Img/img_align_celeba/)
+        attr_path = _find(root, "list_attr_celeba.txt", "Anno/list_attr_celeba.txt")
+        image_dir = _find(root, "img_align_celeba", "Img/img_align_celeba",
+                          "img_align_celeba/img_align_celeba")
+        if image_dir.is_dir() and (image_dir / "img_align_celeba").is_dir() and \
+                not (image_dir / "000001.jpg").exists():
+            image_dir = image_dir / "img_align_celeba"          # Kaggle's nested folder
         list_files = [attr_path]
     table = read_attr_file(attr_path, skip_bad=skip_bad)
     skipped += table.skipped
@@ -181,7 +194,7 @@ def open_source(root, dataset: str, split: str | None = None, skip_bad: bool = F
     else:
         mask_k, mask_size = num - 1, None          # 000001.jpg -> k = 0
     if rule == "partition":
-        ppath = root / "list_eval_partition.txt"
+        ppath = _find(root, "list_eval_partition.txt", "Eval/list_eval_partition.txt")
         partition = (read_partition(ppath), ppath)
         list_files.append(ppath)
     codes = split_codes(rule, table, n_total, partition, orig_idx, num)
