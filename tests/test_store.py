@@ -46,6 +46,9 @@ def test_store_reused_and_settings_checked(tmp_path):
     assert (out / "images.npy").stat().st_mtime_ns == stamp
     with pytest.raises(FileExistsError, match="res"):
         build_store(root, out, "synth", res=16, workers=1)
+    other = write_celeba(tmp_path / "src2", n=5, hw=(24, 24))
+    with pytest.raises(FileExistsError, match="source_root"):      # another source, same folder
+        build_store(other, out, "synth", res=8, workers=1)
     build_store(root, out, "synth", res=16, workers=1, overwrite=True)
     assert Store(out).images.shape[1] == 16 and _leftovers(tmp_path) == []
 

@@ -57,8 +57,9 @@ def run(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     crop = args.crop or DEFAULT_CROP[dataset]
+    tag = f"n{args.synth_n}" if (dataset == "synth" and args.data == "synth") else None
     out = Path(args.out) if args.out else Path("data/stores") / store_name(
-        dataset, args.res, crop, args.masks, args.split)
+        dataset, args.res, crop, args.masks, args.split, tag=tag)
     try:
         path = build_store(root, out, dataset, args.res, crop=crop, masks=args.masks,
                            parser_weights=args.parser_weights, skip_bad=args.skip_bad,

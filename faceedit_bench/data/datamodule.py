@@ -137,7 +137,8 @@ class FaceEditDataModule(L.LightningDataModule):
                     else DEFAULT_ROOTS[data])
         self.root = Path(root)
         self.store_path = Path(store_root) / store_name(
-            data, self.res, self.crop, masks, split if split and split != DEFAULT_SPLIT[data] else None)
+            data, self.res, self.crop, masks, split if split and split != DEFAULT_SPLIT[data] else None,
+            tag=f"n{self.synth_n}" if data == "synth" else None)
         self.store: Store | None = None
         self._train_sampler: ResumableSampler | None = None
         self._resume_state: dict | None = None

@@ -39,9 +39,14 @@ HASHED_KEYS = ("format", "dataset", "res", "crop", "resize_filter", "mask_resize
                "skipped_files", "counterfactuals")
 
 
-def store_name(dataset: str, res: int, crop: str, masks: str, split: str | None = None) -> str:
-    """Folder name of a store under a store root, e.g. ``celeba_r128_attgan170_gt``."""
-    return f"{dataset}_r{res}_{crop}_{masks}" + (f"_{split}" if split else "")
+def store_name(dataset: str, res: int, crop: str, masks: str, split: str | None = None,
+               tag: str | None = None) -> str:
+    """Folder name of a store under a store root, e.g. ``celeba_r128_attgan170_gt``.
+
+    ``tag`` tells sources of one dataset apart (SynthFaces: ``n<N>``).
+    """
+    return (f"{dataset}" + (f"_{tag}" if tag else "") + f"_r{res}_{crop}_{masks}"
+            + (f"_{split}" if split else ""))
 
 
 # ------------------------------------------------------------------------------------ building
@@ -205,9 +210,8 @@ def _existing(out_dir: Path, config: dict, overwrite: bool) -> bool:
     man = out_dir / "manifest.json"
     if not man.is_file() or overwrite:
         return False
-    old = json.loads(man.read_text())
-    diff = {k: (old.get("config", {}).get(k), v) for k, v in config.items()
-            if old.get("config", {}).get(k) != v}
+    old = json.loads(man.read_text()).get("config", {})
+    diff = {k: (old[k], v) for k, v in config.items() if k in old and old[k] != v}
     if diff:
         raise FileExistsError(f"{out_dir} holds a store built with other settings {diff} "
                               "(old, new); choose another folder or pass overwrite=True")
@@ -239,7 +243,8 @@ def build_store(source_root, out_dir, dataset: str, res: int, crop: str | None =
             "dict: the public face-parsing.PyTorch 79999_iter.pth (put it at "
             "data/weights/79999_iter.pth) or one trained with `faceedit-bench parser train`")
     config = {"dataset": dataset, "res": int(res), "crop": crop, "masks": masks,
-              "split": split, "resize_filter": resize_filter, "skip_bad": bool(skip_bad)}
+              "split": split, "resize_filter": resize_filter, "skip_bad": bool(skip_bad),
+              "source_root": str(Path(source_root).resolve())}
     if _existing(out_dir, config, overwrite):
         return out_dir
     t0 = time.time()
