@@ -132,6 +132,10 @@ class AttGANDiscriminator(nn.Module):
         h = self.conv(x).flatten(1)
         return self.fc_adv(h), self.fc_cls(h)
 
+    def forward_adv(self, x: torch.Tensor) -> torch.Tensor:
+        """Adversarial output only (what the gradient penalty differentiates; skips ``fc_cls``)."""
+        return self.fc_adv(self.conv(x).flatten(1))
+
 
 #: Constructor arguments per resolution (implementations.md §1.1 "Resolutions").
 RESOLUTION_CONFIGS = {
