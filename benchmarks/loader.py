@@ -51,24 +51,41 @@ def measure(root: Path, res: int, n: int, workers: int, batch: int, batches: int
         fake_store(dm.store_path, n, res)
     dm.setup("fit")
     loader = dm.train_dataloader()
-    seen, t0, warm = 0, None, 10
-    epoch = 0
-    while True:
+    cpu0, seen, t0, warm, total, epoch = _cpu(), 0, None, 10, 0, 0
+    result = None
+    while result is None:
         dm._train_sampler.set_epoch(epoch)
-        for k, b in enumerate(loader):
+        for b in loader:
+            total += len(b["index"])
+            assert b["image"].dtype.is_floating_point and b["parts"].shape[-1] == res
             if warm:
                 warm -= 1
                 if not warm:
                     t0 = time.perf_counter()
                 continue
             seen += len(b["index"])
-            assert b["image"].dtype.is_floating_point and b["parts"].shape[-1] == res
             if seen >= batches * batch:
                 dt = time.perf_counter() - t0
-                return {"res": res, "workers": workers, "batch_size": batch, "n_store": n,
-                        "images": seen, "seconds": round(dt, 3),
-                        "images_per_s": round(seen / dt, 1)}
+                result = {"res": res, "workers": workers, "batch_size": batch, "n_store": n,
+                          "images": seen, "seconds": round(dt, 3),
+                          "images_per_s": round(seen / dt, 1)}
+                break
         epoch += 1
+    if getattr(loader, "_iterator", None) is not None:       # join the persistent workers
+        loader._iterator._shutdown_workers()
+    cpu = _cpu() - cpu0
+    # CPU seconds of the main process + workers per image, warm-up included; 2 / that is the
+    # rate two otherwise idle cores could sustain (an estimate, assumes perfect overlap).
+    result["cpu_ms_per_image"] = round(1000 * cpu / total, 3)
+    result["est_images_per_s_2_idle_cores"] = round(2 * total / cpu, 1)
+    return result
+
+
+def _cpu() -> float:
+    import resource
+
+    s, c = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return s.ru_utime + s.ru_stime + c.ru_utime + c.ru_stime
 
 
 def main() -> None:
