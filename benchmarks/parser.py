@@ -41,6 +41,7 @@ def main() -> None:
     ap.add_argument("--n-eval", type=int, default=200)
     ap.add_argument("--base", type=int, default=16, help="BiSeNet width (64 = official)")
     ap.add_argument("--input-size", type=int, default=None, help="parsing side (default --res)")
+    ap.add_argument("--crop", type=int, default=None, help="random training crop of the resized images")
     ap.add_argument("--steps", type=int, default=600)
     ap.add_argument("--batch-size", type=int, default=8)
     ap.add_argument("--loss", default="ohem", choices=["ohem", "ce"])
@@ -71,7 +72,7 @@ def main() -> None:
     out = train_parser(tr_i, tr_l, args.out, base=args.base,
                        input_size=args.input_size or args.res, steps=args.steps,
                        batch_size=args.batch_size, loss=args.loss, optimizer=args.optimizer,
-                       lr=args.lr, jitter=args.jitter, max_time=max_time, progress=False,
+                       lr=args.lr, jitter=args.jitter, crop=args.crop, max_time=max_time, progress=False,
                        extra={"data": "synth", "res": args.res, "n_train": args.n_train})
     t_train = time.time() - t0
     model = load_bisenet(out)
@@ -86,7 +87,7 @@ def main() -> None:
     result = {
         "res": args.res, "base": args.base, "input_size": args.input_size or args.res,
         "n_train": args.n_train, "n_eval": args.n_eval, "steps": steps,
-        "batch_size": args.batch_size, "loss": args.loss, "optimizer": args.optimizer,
+        "crop": args.crop, "batch_size": args.batch_size, "loss": args.loss, "optimizer": args.optimizer,
         "threads": args.threads, "render_s": round(t_data, 1), "train_s": round(t_train, 1),
         "pixel_acc": round(metrics["pixel_acc"], 4),
         "miou_present": round(metrics["miou_present"], 4),

@@ -224,7 +224,8 @@ def test_train_parser_lightning_learns_and_saves(tmp_path):
     model0 = BiSeNet(19, base=8, input_size=32).eval()
     before = evaluate_parser(model0, images[:8], labels[:8])
     out = train_parser(images, labels, tmp_path / "p.pt", base=8, input_size=32, steps=12,
-                       batch_size=8, lr=5e-3, warmup_steps=1, jitter=0.0, progress=False)
+                       batch_size=8, lr=5e-3, warmup_steps=1, jitter=0.0, crop=28,
+                       progress=False)
     model = load_bisenet(out)
     assert model.base == 8 and model.input_size == 32
     after = evaluate_parser(model, images[:8], labels[:8])
@@ -232,3 +233,21 @@ def test_train_parser_lightning_learns_and_saves(tmp_path):
     assert set(after["iou"]) == {0, 1, 4, 5, 17}
     extra = torch.load(out, weights_only=True)["extra"]
     assert extra["steps"] == 12 and extra["loss"] == "ohem"
+
+
+def test_parser_cli_train_and_eval_on_synthfaces(tmp_path, capsys):
+    import json
+
+    from faceedit_bench.cli import main
+
+    out = tmp_path / "p.pt"
+    assert main(["parser", "train", "--data", "synth", "--res", "32", "--n", "8", "--n-eval", "4",
+                 "--base", "4", "--steps", "2", "--batch-size", "4", "--crop", "24",
+                 "--out", str(out)]) == 0
+    assert load_bisenet(out).base == 4
+    capsys.readouterr()
+    assert main(["parser", "eval", "--data", "synth", "--res", "32", "--n", "8", "--n-eval", "4",
+                 "--parser-weights", str(out)]) == 0
+    report = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert report["n_images"] == 4 and 0 <= report["pixel_acc"] <= 1
+    assert "background" in report["iou"]

@@ -26,6 +26,13 @@ def _arrays(args, split: str):
                         store_root=args.store_root)
 
 
+def _report(metrics: dict) -> str:
+    """JSON line of :func:`evaluate_parser`'s result with IoUs keyed by part name."""
+    from ..parts import PARTS
+
+    return json.dumps({**metrics, "iou": {PARTS[c]: v for c, v in metrics["iou"].items()}})
+
+
 def _threads(args) -> None:
     if args.threads:
         import torch
@@ -41,8 +48,8 @@ def run_train(args) -> int:
     out = train_parser(
         images, labels, args.out, base=args.base, input_size=args.input_size or args.res,
         steps=args.steps, batch_size=args.batch_size, loss=args.loss, optimizer=args.optimizer,
-        lr=args.lr, jitter=args.jitter, init_weights=args.init_weights, seed=args.seed,
-        num_workers=args.num_workers, max_time=args.max_time, indices=idx,
+        lr=args.lr, jitter=args.jitter, crop=args.crop, init_weights=args.init_weights,
+        seed=args.seed, num_workers=args.num_workers, max_time=args.max_time, indices=idx,
         extra={"data": str(args.data), "res": args.res},
     )
     print(f"parser weights -> {out}")
@@ -52,7 +59,7 @@ def run_train(args) -> int:
         vi, vl, vidx = _arrays(args, "test")
         if vidx is not None:
             vi, vl = vi[vidx], vl[vidx]
-        print(json.dumps(evaluate_parser(load_bisenet(out), vi, vl)))
+        print(_report(evaluate_parser(load_bisenet(out), vi, vl)))
     return 0
 
 
@@ -65,7 +72,7 @@ def run_eval(args) -> int:
     images, labels, idx = _arrays(args, args.split)
     if idx is not None:
         images, labels = images[idx], labels[idx]
-    print(json.dumps(evaluate_parser(model, images, labels, batch_size=args.batch_size)))
+    print(_report(evaluate_parser(model, images, labels, batch_size=args.batch_size)))
     return 0
 
 
@@ -103,6 +110,8 @@ def register(subparsers) -> None:
                    help="adam (fast, default) or the official SGD + warm-up + poly schedule")
     t.add_argument("--lr", type=float, default=None)
     t.add_argument("--jitter", type=float, default=0.5, help="colour-jitter strength (official 0.5)")
+    t.add_argument("--crop", type=int, default=None,
+                   help="train on random crops of this side of the images resized to --input-size")
     t.add_argument("--init-weights", default=None,
                    help="fine-tune from this checkpoint (e.g. 79999_iter.pth)")
     t.add_argument("--num-workers", type=int, default=0)

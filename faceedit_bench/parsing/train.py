@@ -5,8 +5,8 @@ OHEM cross-entropy (``loss.py``: keep pixels whose loss exceeds -log(0.7), at le
 n_min = B*H*W/16 of them) summed over the three heads; ``loss="ce"`` uses plain cross-entropy
 instead. Augmentation: horizontal flip with the left/right label swap of the official
 ``HorizontalFlip`` (l_brow<->r_brow, l_eye<->r_eye, l_ear<->r_ear) and ColorJitter-style
-brightness/contrast/saturation (official 0.5; ``jitter``). The official RandomScale + 448 crop
-is not done. Optimiser: ``optimizer="sgd"`` is the official SGD (momentum 0.9, wd 5e-4, 10x lr
+brightness/contrast/saturation (official 0.5; ``jitter``), and an optional random crop
+(official RandomCrop 448 of 512; ``crop``); the official RandomScale is not done. Optimiser: ``optimizer="sgd"`` is the official SGD (momentum 0.9, wd 5e-4, 10x lr
 on FFM and heads, exponential warm-up then poly 0.9); the default ``"adam"`` (AdamW, constant
 lr after a linear warm-up) converges much faster in the few CPU minutes of the SynthFaces runs.
 
@@ -96,7 +96,8 @@ class ParserModule(pl.LightningModule):
     def __init__(self, base: int = 64, n_classes: int = 19, input_size: int | None = None,
                  loss: str = "ohem", optimizer: str = "adam", lr: float | None = None,
                  weight_decay: float = 5e-4, max_steps: int = 1000, warmup_steps: int = 100,
-                 hflip: bool = True, jitter: float = 0.5, init_state_dict: dict | None = None):
+                 hflip: bool = True, jitter: float = 0.5, crop: int | None = None,
+                 init_state_dict: dict | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["init_state_dict"])
         self.model = BiSeNet(n_classes, base=base, input_size=input_size)
@@ -121,6 +122,12 @@ class ParserModule(pl.LightningModule):
             labels = F.interpolate(labels[:, None].float(), size=(size, size),
                                    mode="nearest")[:, 0].long()
         if train:
+            crop = self.hparams.crop
+            if crop and crop < x.shape[-1]:  # official RandomCrop: one random window per image
+                hi = x.shape[-1] - crop + 1
+                oy, ox = torch.randint(0, hi, (2, x.shape[0])).tolist()
+                x = torch.stack([xi[:, a:a + crop, b:b + crop] for xi, a, b in zip(x, oy, ox)])
+                labels = torch.stack([li[a:a + crop, b:b + crop] for li, a, b in zip(labels, oy, ox)])
             if self.hparams.hflip:
                 flip = torch.rand(x.shape[0], device=x.device) < 0.5
                 x = torch.where(flip[:, None, None, None], x.flip(-1), x)
@@ -186,13 +193,16 @@ def evaluate_parser(model: BiSeNet, images, labels, batch_size: int = 32, device
 def train_parser(images, labels, out_path, *, base: int = 64, input_size: int | None = None,
                  steps: int = 1000, batch_size: int = 16, loss: str = "ohem",
                  optimizer: str = "adam", lr: float | None = None, warmup_steps: int = 100,
-                 hflip: bool = True, jitter: float = 0.5, init_weights=None, seed: int = 0,
+                 hflip: bool = True, jitter: float = 0.5, crop: int | None = None,
+                 init_weights=None, seed: int = 0,
                  num_workers: int = 0, accelerator: str = "auto", devices="auto",
                  precision="32-true", max_time: str | None = None, progress: bool = True,
                  indices=None, extra: dict | None = None) -> Path:
     """Train a parser on uint8 ``images``/``labels`` and save it with :func:`save_bisenet`.
 
-    ``init_weights``: fine-tune from a checkpoint (e.g. the public ``79999_iter.pth``; then
+    ``crop``: train on random crop x crop windows of the images resized to ``input_size``
+    (parsing at a larger ``input_size`` than the data resolution at the training cost of
+    ``crop``; the official recipe crops 448 of 512). ``init_weights``: fine-tune from a checkpoint (e.g. the public ``79999_iter.pth``; then
     ``base`` is taken from it). ``max_time`` ("DD:HH:MM:SS") stops early. Returns ``out_path``.
     """
     pl.seed_everything(seed, workers=True, verbose=False)
@@ -204,7 +214,7 @@ def train_parser(images, labels, out_path, *, base: int = 64, input_size: int | 
         base, init_sd = init.base, init.state_dict()
     module = ParserModule(base=base, input_size=input_size, loss=loss, optimizer=optimizer,
                           lr=lr, max_steps=steps, warmup_steps=min(warmup_steps, steps),
-                          hflip=hflip, jitter=jitter, init_state_dict=init_sd)
+                          hflip=hflip, jitter=jitter, crop=crop, init_state_dict=init_sd)
     ds = LabelMapDataset(images, labels, indices)
     dl = DataLoader(ds, batch_size=batch_size, shuffle=True, drop_last=len(ds) > batch_size,
                     num_workers=num_workers, persistent_workers=num_workers > 0)
