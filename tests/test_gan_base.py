@@ -189,3 +189,13 @@ def test_edit_checks_shapes_and_uses_the_paper_intensity_by_default():
         m.edit(torch.rand(2, 8, 8), a, a)
     grid = m.sample_grid(x, a)
     assert grid.shape == (2 * (2 + A), 3, 8, 8)
+
+
+def test_bf16_mixed_and_channels_last_train():
+    m = Toy(attrs=ATTRS, res=8, n_critic=1, channels_last=True)
+    assert m.G.conv.weight.is_contiguous(memory_format=torch.channels_last)
+    w0 = m.G.conv.weight.clone()
+    stream = TrainStream(ToyFaces(n=24, res=8, n_attrs=A), 2, m.chunks_per_iter, 1)
+    _trainer(1, precision="bf16-mixed").fit(m, datamodule=stream)
+    assert m.iteration == 1 and not torch.equal(w0, m.G.conv.weight)
+    assert all(torch.isfinite(p).all() for p in m.parameters())
