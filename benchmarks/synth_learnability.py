@@ -5,8 +5,9 @@
 
 Balanced accuracy = (TPR + TNR) / 2 per attribute (plain accuracy would be flattered by rare
 attributes such as Bald, 2%). The loss weights positives by neg/pos per attribute so that the
-0.5 threshold is the balanced one. Rendering time is not counted in the budget; training time
-is wall-clock with ``--threads`` threads (CPU seconds are printed too).
+0.5 threshold is the balanced one. Rendering time is not counted in the budget. The budget is
+CPU time of this process ("2 CPU minutes"), so that the result does not depend on how many other
+jobs share the machine; wall-clock time is printed too.
 """
 from __future__ import annotations
 
@@ -57,8 +58,8 @@ def main(argv=None) -> int:
     ap.add_argument("--train", type=int, default=5000)
     ap.add_argument("--test", type=int, default=2000)
     ap.add_argument("--res", type=int, default=64)
-    ap.add_argument("--budget", type=float, default=120.0, help="training wall-clock seconds")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--budget", type=float, default=120.0, help="training budget in CPU seconds of this process")
+    ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
@@ -76,7 +77,7 @@ def main(argv=None) -> int:
     steps, bs = 0, 64
     t0, c0 = time.time(), time.process_time()
     net.train()
-    while time.time() - t0 < args.budget:
+    while time.process_time() - c0 < args.budget:
         idx = torch.randint(0, len(xtr), (bs,))
         x = xtr[idx].float() / 127.5 - 1
         if steps % 2:

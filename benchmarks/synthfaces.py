@@ -60,7 +60,7 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--res", type=int, nargs="+", default=[64, 128, 256])
     ap.add_argument("--n", type=int, default=512, help="images rendered per resolution")
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (1: under oversubscription OpenMP spin-waits waste CPU)")
     ap.add_argument("--compile", action="store_true", help="also measure torch.compile (slow warm-up)")
     ap.add_argument("--export", type=int, default=0, metavar="N", help="also time an export of N images")
     ap.add_argument("--workers", type=int, default=2)
@@ -70,6 +70,7 @@ def main(argv=None) -> int:
     rows = []
     for res in args.res:
         rows.append(bench_render(res, args.n, args.threads, False))
+        print(rows[-1], flush=True)
         if args.compile:
             rows.append(bench_render(res, args.n, args.threads, True))
         if args.export:

@@ -12,6 +12,7 @@ import io
 import json
 import multiprocessing as mp
 import os
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -211,6 +212,7 @@ def export_synthfaces(out_dir, n: int, res: int, seed: int = 0, progress: bool =
     info = dict(params, split=dict(zip(("train", "val", "test"), split_sizes(n))), jpeg_quality=JPEG_QUALITY,
                 split_fractions=list(SPLIT_FRACTIONS), layout="CelebA + CelebAMask-HQ (docs/synthfaces.md)")
     _atomic_text(manifest, json.dumps(info, indent=1, sort_keys=True) + "\n")
+    shutil.rmtree(prog, ignore_errors=True)   # chunk markers and per-chunk counterfactual rows
     return out
 
 

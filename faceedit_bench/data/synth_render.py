@@ -304,10 +304,10 @@ def render_tensors(u: torch.Tensor, a: torch.Tensor, res: int):
     comp.add(cov(d_mst) * at(A_MUSTACHE), P["skin"], mst_tex)
 
     # ---- mouth: lips and the gap ----------------------------------------------------------
-    mw = mw0 * (1 + 0.14 * smile)
+    mw = mw0 * (1 + 0.2 * smile)
     tt = (ax / mw).clamp(max=1.0)
     prof = torch.sqrt((1 - tt * tt).clamp_min(0))
-    ym = my - (0.04 * smile + 0.004) * tt * tt + 0.012 * smile * (1 - tt * tt)
+    ym = my - (0.065 * smile + 0.004) * tt * tt + 0.014 * smile * (1 - tt * tt)
     gap = (0.05 + 0.012 * smile) * mopen * prof
     bow = 0.008 * _bump((x / 0.035) ** 2)
     d_ul = torch.maximum(_band(y, ym - tu * prof + bow, ym), ax - mw)
@@ -371,7 +371,7 @@ def render_tensors(u: torch.Tensor, a: torch.Tensor, res: int):
     crow = line(_segment(ax, y, ex + erx + 0.012, ey, ex + erx + 0.06, ey - 0.025)) + line(
         _segment(ax, y, ex + erx + 0.012, ey + 0.01, ex + erx + 0.06, ey + 0.035))
     bag = line(y - (ey + ery + 0.028 - 0.015 * (1 - ((ax - ex) / erx).clamp(-1, 1) ** 2))) * ((ax - ex).abs() < erx).float()
-    wrinkle = old * (0.24 * fore + 0.32 * fold + 0.3 * crow + 0.25 * bag) + smile * 0.22 * fold
+    wrinkle = old * (0.24 * fore + 0.32 * fold + 0.3 * crow + 0.25 * bag) + smile * 0.35 * fold
     blush = _bump(((ax - ex - 0.01) / 0.11) ** 2 + ((y - ny + 0.01) / 0.085) ** 2) * (1 - male)
     # beard: full (jaw + chin) or goatee (chin), facial-hair colour, only on face skin
     beard_full = ((y - (0.05 + 0.14 * (1 - (ax / rx) ** 2))) / 0.03).clamp(0, 1)
