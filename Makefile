@@ -12,7 +12,7 @@ ARGS := $(if $(METHOD),--method $(METHOD)) $(if $(RES),--res $(RES)) $(if $(DATA
         $(if $(CKPT),--ckpt $(CKPT)) $(if $(OUT),--out $(OUT)) $(if $(N),--n $(N))
 
 .DEFAULT_GOAL := help
-.PHONY: help install test clean bench eval leaderboard classifier masks store synth
+.PHONY: help install test clean bench eval leaderboard classifier masks store synth train
 
 help: ## list the targets with what each does
 	@grep -E '^[a-z][a-zA-Z_-]*:.*## ' $(MAKEFILE_LIST) | sort | awk 'BEGIN{FS=":.*## "}{printf "  %-12s %s\n", $$1, $$2}'
@@ -35,6 +35,9 @@ clean: ## remove caches, build outputs and run directories (keeps .venv and comm
 
 bench: $(STAMP) ## Quickstart: data + classifier + train + evaluate + leaderboard (METHOD= RES= DATA= PROFILE= DEVICES= NODES= PRECISION= CKPT=)
 	$(CLI) bench $(ARGS)
+
+train: $(STAMP) ## train a method, resuming from its last checkpoint (METHOD= RES= DATA= PROFILE= DEVICES= NODES= PRECISION= CKPT= OUT=)
+	$(CLI) fit $(ARGS)
 
 classifier: $(STAMP) ## train the TARR attribute classifier on a dataset store (DATA= RES= OUT=)
 	$(CLI) classifier $(ARGS)
