@@ -204,7 +204,8 @@ class AdversarialEditor(EditMethod):
         """
         alpha = self.rand(real.size(0), 1, 1, 1, rng=rng, like=real)
         x = (real + alpha * (fake.detach() - real)).requires_grad_(True)
-        adv = self.D(x)[0]
+        fwd_adv = getattr(self.D, "forward_adv", None)  # adversarial output only, when offered
+        adv = fwd_adv(x) if fwd_adv is not None else self.D(x)[0]
         (grad,) = torch.autograd.grad(adv.float().sum(), x, create_graph=True)
         norm = grad.float().flatten(1).norm(2, dim=1)
         return ((norm - 1.0) ** 2).mean()
