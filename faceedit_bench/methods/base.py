@@ -273,6 +273,16 @@ class AdversarialEditor(EditMethod):
                 [torch.optim.lr_scheduler.LambdaLR(opt_g, sched),
                  torch.optim.lr_scheduler.LambdaLR(opt_d, sched)])
 
+    def on_train_start(self) -> None:
+        """Re-apply the configured schedule after a restore (LambdaLR's saved fields would keep
+        the old ``max_iters`` when a run is extended) and set the lr of the current iteration."""
+        sched = LRSchedule(self.schedule, self.decay_start, self.max_iters)
+        scheds = self.lr_schedulers()
+        for s in scheds if isinstance(scheds, list) else [scheds]:
+            s.lr_lambdas = [sched] * len(s.optimizer.param_groups)
+            for group, base in zip(s.optimizer.param_groups, s.base_lrs):
+                group["lr"] = base * sched(s.last_epoch)
+
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["faceedit_method"] = self.method_name
         checkpoint["faceedit_iteration"] = int(self.iteration)
