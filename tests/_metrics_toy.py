@@ -113,8 +113,8 @@ class OracleMethod(EditMethod):
 
     method_name = "oracle"
 
-    def __init__(self, test_split: dict):
-        super().__init__(ATTRS, RES)
+    def __init__(self, test_split: dict, attrs=ATTRS, res=RES):
+        super().__init__(attrs, res)
         self.lookup = {int(i): n for n, i in enumerate(test_split["index"])}
         self.split = test_split
         self.register_buffer("_anchor", torch.zeros(()), persistent=False)
@@ -128,6 +128,8 @@ class OracleMethod(EditMethod):
             # find this image in the test split by pixel identity
             n = int(((self.split["image"] - images[b]).abs().flatten(1).sum(1)).argmin())
             ks = diff[b].nonzero().flatten().tolist()
+            if len(ks) > 1:  # conflict rules fire only when turning ON: that one is the flip
+                ks = [k for k in ks if tgt_attrs[b, k] > 0.5]
             if len(ks) == 1:
                 out[b] = self.split["cf_image"][n, ks[0]]
         return out
