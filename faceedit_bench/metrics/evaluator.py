@@ -126,10 +126,16 @@ class EvaluationModule(pl.LightningModule):
         self.result: dict | None = None
 
     def _features(self, name: str, images: torch.Tensor):
-        out = self.extractors[name](images)
+        # extractors run in float32 even under a mixed-precision Trainer (reference numbers)
+        with torch.autocast(device_type=images.device.type, enabled=False):
+            out = self.extractors[name](images.float())
         if name == "fid":
             return out["2048"], out["logits_unbiased"]
         return out, None
+
+    def _predict(self, images: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device_type=images.device.type, enabled=False):
+            return self.classifier.predict(images.float())[:, self.clf_idx]
 
     @torch.no_grad()
     def test_step(self, batch, batch_idx):
@@ -137,7 +143,7 @@ class EvaluationModule(pl.LightningModule):
         pos = batch["_pos"].long()
         B, A = x.shape[0], len(self.attrs)
         if self.classifier is not None:
-            self.clf_acc.update(self.classifier.predict(x)[:, self.clf_idx], src)
+            self.clf_acc.update(self._predict(x), src)
         for name in self.extractors:
             if self.fids[name]._cached_real is None:
                 self.fids[name].update(self._features(name, x)[0], real=True)
@@ -149,7 +155,7 @@ class EvaluationModule(pl.LightningModule):
             y = self.method.edit(x, src, tgt, parts, self.intensity).clamp(-1, 1)
             group = torch.full((B,), k, dtype=torch.long, device=x.device)
             if self.classifier is not None:
-                self.tarr.update(self.classifier.predict(y)[:, self.clf_idx], src, tgt, k, parts)
+                self.tarr.update(self._predict(y), src, tgt, k, parts)
             for name in self.extractors:
                 feats, logits = self._features(name, y)
                 self.fids[name].update(feats, group=group)
