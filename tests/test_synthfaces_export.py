@@ -120,3 +120,21 @@ def test_killed_export_rerun_finishes_identically(tmp_path, monkeypatch):
     assert "img_align_celeba/000040.jpg.tmp999" not in b   # stale temp files are removed
     assert a.keys() == b.keys()
     assert all(a[k] == b[k] for k in a)
+
+
+def test_contact_sheet_via_cli(tmp_path):
+    from faceedit_bench.cli import main
+
+    out = tmp_path / "sheet.png"
+    assert main(["synth", "--contact-sheet", str(out), "--res", "32"]) == 0
+    sheet = np.asarray(Image.open(out))
+    # 30 faces in 2 rows of (face + label map), then 5 identities x (source + 14 flips)
+    assert sheet.shape[1] >= 15 * 32 and sheet.shape[0] >= 2 * 2 * 32 + 5 * 32
+    assert sheet.std() > 10
+
+
+def test_cli_export_refuses_other_params(small_export, capsys):
+    from faceedit_bench.cli import main
+
+    rc = main(["synth", "--n", "31", "--res", "32", "--out", str(small_export), "--no-progress"])
+    assert rc == 2 and "synthfaces.json" in capsys.readouterr().err
