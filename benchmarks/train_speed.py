@@ -19,9 +19,14 @@ Our side: :mod:`faceedit_bench.nets` with these equivalent-by-construction chang
   3. D's parameters are frozen during the G update (AttGAN official does the same; StarGAN's
      official G update also computes and discards D's weight gradients);
   4. Adam with ``fused=True`` (one fused kernel per step instead of per-tensor loops);
-  5. AttGAN: the penalty's forward skips the unused attribute head (``forward_adv``) and the D
-     backward asks only for D's parameter gradients (none for the interpolated input);
-  6. optional ``--channels-last`` (slower on this CPU; off).
+  5. the penalty's forward skips the unused attribute head (``forward_adv``) and the D backward
+     asks only for D's parameter gradients (none for the interpolated input);
+  6. StarGAN: the G update reuses ``G(x_real, c_trg)`` computed (with its graph) in the D update
+     of the same step, same batch, same G weights; the official code computes it twice. Outputs
+     and gradients are identical (IN uses instance statistics in training); only the IN running
+     buffers see that fake once instead of twice (they are unused in training and, by default,
+     at test);
+  7. optional ``--channels-last`` (slower on this CPU; off).
 
     .venv/bin/python benchmarks/train_speed.py --official-attgan /tmp/official/AttGAN-PyTorch \
         --official-stargan /tmp/official/stargan --res 64 --batch 8 --iters 3 --rounds 3
@@ -159,29 +164,34 @@ class OursStarGAN:
         if channels_last:
             self.G.to(memory_format=torch.channels_last)
             self.D.to(memory_format=torch.channels_last)
+        self.d_params = list(self.D.parameters())
         self.opt_G = torch.optim.Adam(self.G.parameters(), 1e-4, (0.5, 0.999), fused=True)
-        self.opt_D = torch.optim.Adam(self.D.parameters(), 1e-4, (0.5, 0.999), fused=True)
+        self.opt_D = torch.optim.Adam(self.d_params, 1e-4, (0.5, 0.999), fused=True)
 
     def step(self, i: int, x_real, label_org):
         if self.cl:
             x_real = x_real.contiguous(memory_format=torch.channels_last)
         label_trg = label_org[torch.randperm(label_org.size(0))]
         b = x_real.size(0)
+        g_next = (i + 1) % N_D == 0
         self.D.requires_grad_(True)
-        with torch.no_grad():
-            x_fake = self.G(x_real, label_trg)
+        if g_next:  # the G update below needs G(x_real, c_trg) again: keep this graph
+            x_fake_g = self.G(x_real, label_trg)
+            x_fake = x_fake_g.detach()
+        else:
+            with torch.no_grad():
+                x_fake = self.G(x_real, label_trg)
         src, cls = self.D(torch.cat([x_real, x_fake]))
         alpha = torch.rand(b, 1, 1, 1)
-        gp = gradient_penalty(lambda v: self.D(v)[0], alpha * x_real + (1 - alpha) * x_fake)
+        gp = gradient_penalty(self.D.forward_adv, alpha * x_real + (1 - alpha) * x_fake)
         d_loss = -src[:b].mean() + src[b:].mean() + _cls_loss(cls[:b], label_org) + 10.0 * gp
         self.opt_D.zero_grad(set_to_none=True)
-        d_loss.backward()
+        d_loss.backward(inputs=self.d_params)
         self.opt_D.step()
-        if (i + 1) % N_D == 0:
+        if g_next:
             self.D.requires_grad_(False)
-            x_fake = self.G(x_real, label_trg)
-            src, cls = self.D(x_fake)
-            x_rec = self.G(x_fake, label_org)
+            src, cls = self.D(x_fake_g)  # the updated D, as the official G update
+            x_rec = self.G(x_fake_g, label_org)
             g_loss = (-src.mean() + 10.0 * (x_real - x_rec).abs().mean()
                       + _cls_loss(cls, label_trg))
             self.opt_G.zero_grad(set_to_none=True)

@@ -73,3 +73,7 @@ class StarGANDiscriminator(nn.Module):
         h = self.main(x)
         out_cls = self.conv2(h)
         return self.conv1(h), out_cls.view(out_cls.size(0), out_cls.size(1))
+
+    def forward_adv(self, x: torch.Tensor) -> torch.Tensor:
+        """Patch map only (what the gradient penalty differentiates; skips ``conv2``)."""
+        return self.conv1(self.main(x))
