@@ -20,8 +20,10 @@ from omegaconf import DictConfig
 
 #: the Quickstart method (``make bench``): see benchmarks/RESULTS.md for its wall time
 QUICKSTART_METHOD = "stgan"
+#: the profile of ``make bench`` with no arguments (configs/profile/quickstart.yaml)
+QUICKSTART_PROFILE = "quickstart"
 #: classifier training epochs by profile (the official recipe is 25, reference §2.4)
-CLASSIFIER_EPOCHS = {"quick": 4, "paper": 25}
+CLASSIFIER_EPOCHS = {"quickstart": 2, "quick": 4, "paper": 25}
 
 REAL_DATA_LAYOUT = {
     "celeba": (

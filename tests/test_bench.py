@@ -30,7 +30,7 @@ def world(tmp_path_factory):
 
 
 def _args(world: Path, method: str, *extra: str) -> list[str]:
-    return ["bench", "--method", method, "--res", "32", "--data", "celeba", "--no-progress",
+    return ["bench", "--method", method, "--res", "32", "--data", "celeba", "--profile", "quick", "--no-progress",
             "--data-dir", str(world / "data"), "--results", str(world / "results"),
             "--out", str(world / "lb"), "--train-classifier", "--classifier-epochs", "1", *extra,
             f"data.root={world / 'celeba'}", "data.split=partition", "data.crop=none", "data.masks=gt",
@@ -91,7 +91,7 @@ def test_missing_classifier_on_real_data_says_what_to_provide(world, capsys):
 
 def test_synth_quickstart_path_tiny(tmp_path, capsys):
     pytest.importorskip("faceedit_bench.data.synth_export", reason="SynthFaces exporter not present yet")
-    args = ["bench", "--method", "identity", "--res", "32", "--n", "40", "--no-progress",
+    args = ["bench", "--method", "identity", "--res", "32", "--n", "40", "--no-progress", "--profile", "quick",
             "--classifier-epochs", "1", "--data-dir", str(tmp_path / "data"),
             "--results", str(tmp_path / "results"), "--out", str(tmp_path / "lb"),
             f"out_dir={tmp_path / 'runs'}", "data.num_workers=0", ATTRS, *TINY]

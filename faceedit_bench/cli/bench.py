@@ -18,7 +18,8 @@ def add_bench_arguments(p, default_method: str) -> None:
     p.add_argument("--out", default="leaderboards", help="leaderboards folder to re-render")
     p.add_argument("--classifier", default=None, help="attribute classifier file (default: data/classifiers/<data_hash>_<res>.pt)")
     p.add_argument("--train-classifier", action="store_true", help="train the classifier when missing (automatic on SynthFaces)")
-    p.add_argument("--classifier-epochs", type=int, default=None, help="classifier epochs (default: 4 quick, 25 paper)")
+    p.add_argument("--classifier-epochs", type=int, default=None,
+                   help="classifier epochs (default: 2 quickstart, 4 quick, 25 paper)")
     p.add_argument("--inception-weights", default=None, help="torch-fidelity Inception weights for FID/IS ($FACEEDIT_INCEPTION_WEIGHTS)")
     p.add_argument("--swav-weights", default=None, help="SwAV ResNet-50 weights for ssFID ($FACEEDIT_SWAV_WEIGHTS)")
     p.add_argument("--wandb-mode", choices=("online", "offline", "disabled"), default=None,
@@ -41,7 +42,7 @@ def run(args) -> int:
 
 
 def register(subparsers) -> None:
-    from ..bench import QUICKSTART_METHOD
+    from ..bench import QUICKSTART_METHOD, QUICKSTART_PROFILE
     from ..methods import available
 
     p = subparsers.add_parser("bench", help="train + evaluate a method and update the leaderboards",
@@ -49,4 +50,4 @@ def register(subparsers) -> None:
     default = QUICKSTART_METHOD if QUICKSTART_METHOD in available() else "identity"
     add_bench_arguments(p, default)
     p.add_argument("--prepare-only", action="store_true", help="only build the data store and the classifier")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, profile=QUICKSTART_PROFILE)

@@ -37,11 +37,11 @@ def run(args) -> int:
 
 
 def register(subparsers) -> None:
-    from ..bench import QUICKSTART_METHOD
+    from ..bench import QUICKSTART_METHOD, QUICKSTART_PROFILE
     from ..methods import available
     from .bench import add_bench_arguments
 
     p = subparsers.add_parser("eval", help="evaluate a checkpoint and update the leaderboards",
                               description=__doc__)
     add_bench_arguments(p, QUICKSTART_METHOD if QUICKSTART_METHOD in available() else "identity")
-    p.set_defaults(func=run)
+    p.set_defaults(func=run, profile=QUICKSTART_PROFILE)
