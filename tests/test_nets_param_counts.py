@@ -39,6 +39,12 @@ def test_stgan_counts_match_reference_breakdown():
     assert count(STGANDiscriminator) == 44_718_990  # same D as AttGAN v1
 
 
+def test_discriminator_counts_at_256_384_match_reference():
+    # implementations.md §1.1: D (dim 64) 145.4 M @256, 313.2 M @384 (the FC dominates)
+    assert round(count(AttGANDiscriminator, img_size=256) / 1e6, 1) == 145.4
+    assert round(count(AttGANDiscriminator, img_size=384) / 1e6, 1) == 313.2
+
+
 def test_384_discriminator_uses_real_trunk_width():
     # dims 48, fc 512: trunk 48..768, f = 12 -> FC input 768*12*12 (the port hard-codes 1024)
     with torch.device("meta"):
