@@ -16,7 +16,7 @@ training), same N test images (smooth random images, random 19-class maps, rando
   13 calls. MRE has no official code and is not timed there.
 
     .venv/bin/python benchmarks/evaluator.py speed --n 16
-    .venv/bin/python benchmarks/evaluator.py memory --n 32 64 128
+    .venv/bin/python benchmarks/evaluator.py memory --n 8 64 256 --method identity
 """
 from __future__ import annotations
 
@@ -222,8 +222,10 @@ def speed(n: int):
                                     "ssfid": [m["ssfid"], off["ssfid"]]}}, indent=1))
 
 
-def memory_one(n: int):
-    """Peak RSS of one evaluation (AttGAN quick + classifier/TARR/MRE/PSNR/SSIM/FID-clf)."""
+def memory_one(n: int, method_name: str = "attgan"):
+    """Peak RSS of one evaluation (the method + classifier: TARR/MRE/PSNR/SSIM/FID-clf)."""
+    from faceedit_bench.methods.identity import IdentityMethod
+
     from faceedit_bench.metrics.classifier import AttributeClassifier, save_classifier
     from faceedit_bench.metrics.evaluator import evaluate
 
@@ -234,12 +236,13 @@ def memory_one(n: int):
         dm = BenchDM(n)
         base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
         t = time.perf_counter()
-        evaluate(small_model(), dm, str(clf), cache_dir=None, progress=False,
+        method = small_model() if method_name == "attgan" else IdentityMethod(DEFAULT_ATTRS, RES)
+        evaluate(method, dm, str(clf), cache_dir=None, progress=False,
                  trainer_kwargs={"accelerator": "cpu"})
         dt = time.perf_counter() - t
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     data_mb = dm.ds.image.numel() * 4 / 2**20
-    print(json.dumps({"n": n, "peak_rss_mb": round(peak / 1024, 1), "rss_before_eval_mb": round(base / 1024, 1),
+    print(json.dumps({"n": n, "method": method_name, "peak_rss_mb": round(peak / 1024, 1), "rss_before_eval_mb": round(base / 1024, 1),
                       "in_memory_test_images_mb": round(data_mb, 2), "seconds": round(dt, 1)}))
 
 
@@ -247,14 +250,16 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("what", choices=["speed", "memory", "memory-one"])
     ap.add_argument("--n", type=int, nargs="+", default=[16])
+    ap.add_argument("--method", default="attgan", choices=["attgan", "identity"], help="memory: the edited model")
     a = ap.parse_args()
     if a.what == "speed":
         speed(a.n[0])
     elif a.what == "memory-one":
-        memory_one(a.n[0])
+        memory_one(a.n[0], a.method)
     else:  # each N in a fresh process, so peak RSS is that run's own
         for n in a.n:
-            subprocess.run([sys.executable, __file__, "memory-one", "--n", str(n)], check=True)
+            subprocess.run([sys.executable, __file__, "memory-one", "--n", str(n), "--method", a.method],
+                           check=True)
 
 
 if __name__ == "__main__":
