@@ -109,6 +109,11 @@ def make_weights(d: Path):
     return inc, swav, clf_path
 
 
+def cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
+
+
 def run_ours(method, dm, inc, swav, clf):
     from faceedit_bench.metrics.evaluator import evaluate
 
@@ -210,11 +215,16 @@ def speed(n: int):
         d = Path(d)
         inc, swav, clf = make_weights(d)
         method, dm = small_model(), BenchDM(n)
+        c0 = cpu_s()
         t_ours, rec = run_ours(method, dm, inc, swav, clf)
+        c1 = cpu_s()
         t_off, parts, off = run_official(method, dm, inc, swav, clf, d / "official")
+        c2 = cpu_s()
     m = rec["metrics"]
     print(json.dumps({"n": n, "ours_s": round(t_ours, 1), "official_s": round(t_off, 1),
                       "speedup": round(t_off / t_ours, 2),
+                      "ours_cpu_s": round(c1 - c0, 1), "official_cpu_s": round(c2 - c1, 1),
+                      "cpu_time_ratio": round((c2 - c1) / (c1 - c0), 2),
                       "official_parts_s": {k: round(v, 1) for k, v in parts.items()},
                       "agreement": {"psnr": [m["psnr"], off["psnr"]], "ssim": [m["ssim"], off["ssim"]],
                                     "tarr": [m["tarr"], off["tarr"]], "is": [m["is"], off["is"]],
