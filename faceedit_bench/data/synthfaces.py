@@ -75,6 +75,8 @@ def render_batch(seed: int, indices: Sequence[int], res: int, attrs=None, *, sof
     if int(res) < 16:
         raise ValueError(f"res must be >= 16, got {res}")
     idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if len(idx) == 0:
+        raise ValueError("render_batch: indices is empty; expected at least one sample index")
     ident = identity_uniforms(seed, idx)
     rendered = sample_rendered_attrs(seed, idx) if attrs is None else _as_rendered(attrs, len(idx))
     u = torch.from_numpy(ident.astype(np.float32)).to(device)
