@@ -76,7 +76,7 @@ def test_stargan_discriminator_official_keys():
 def test_old_checkpoint_without_num_batches_tracked(tmp_path):
     sd = torch.load(FIX / "stargan-G.ckpt", weights_only=True)
     old = {k: v for k, v in sd.items() if not k.endswith("num_batches_tracked")}  # PyTorch 0.4.0
-    torch.save(old, tmp_path / "old-G.ckpt")
+    torch.save(old, tmp_path / "old-G.ckpt", _use_new_zipfile_serialization=False)  # legacy format
     ref = io("stargan_io.pt")
     with torch.no_grad():
         y = load_stargan_generator(tmp_path / "old-G.ckpt")(ref["x"], ref["c"])
