@@ -383,6 +383,36 @@ def main(cfg: DictConfig, opts: BenchOptions) -> int:
     return 0
 
 
+def method_from_checkpoint(args) -> None:
+    """With ``--ckpt``: take the method name (and, unless given, the resolution) from the file."""
+    if not args.ckpt:
+        return
+    import torch
+
+    path = Path(args.ckpt)
+    if not path.is_file():
+        raise BenchError(f"checkpoint {path} not found")
+    blob = torch.load(path, map_location="cpu", weights_only=True)
+    args.method = blob.get("faceedit_method", args.method)
+    hp = blob.get("hyper_parameters", {})
+    if args.res is None and "res" in hp:
+        args.res = int(hp["res"])
+
+
+def compose_for_cli(args) -> tuple[DictConfig | None, BenchOptions | None]:
+    """(config, options) of a ``bench``/``eval`` command line; (None, None) after printing why not."""
+    from hydra.errors import HydraException
+
+    from .cli._common import compose_from_args
+
+    try:
+        method_from_checkpoint(args)
+        return compose_from_args(args), options_from_args(args)
+    except (BenchError, FileNotFoundError, HydraException) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return None, None
+
+
 def options_from_args(args) -> BenchOptions:
     env = os.environ
     return BenchOptions(

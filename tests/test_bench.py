@@ -104,3 +104,15 @@ def test_synth_quickstart_path_tiny(tmp_path, capsys):
     recs = _records(tmp_path / "results" / "results.jsonl")
     assert [r["dataset"] for r in recs] == ["synth", "synth"]
     assert recs[0]["protocol"]["data_hash"] == recs[1]["protocol"]["data_hash"]
+
+
+def test_quickstart_defaults():
+    """``make bench`` with no arguments: the Quickstart method and profile, a CPU budget on training."""
+    from faceedit_bench.bench import QUICKSTART_METHOD, QUICKSTART_PROFILE
+    from faceedit_bench.cli import build_parser
+    from faceedit_bench.config import compose_config
+
+    args = build_parser().parse_args(["bench"])
+    assert (args.method, args.profile, args.data) == (QUICKSTART_METHOD, QUICKSTART_PROFILE, "synth")
+    cfg = compose_config(args.method, None, "synth", args.profile)
+    assert cfg.res == 64 and cfg.profile.max_cpu_minutes > 0

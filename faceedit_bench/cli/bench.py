@@ -6,7 +6,7 @@ run the same command in every process (run ``--prepare-only`` once first on a si
 """
 from __future__ import annotations
 
-from ._common import add_run_arguments, compose_from_args
+from ._common import add_run_arguments
 
 
 def add_bench_arguments(p, default_method: str) -> None:
@@ -29,16 +29,10 @@ def add_bench_arguments(p, default_method: str) -> None:
 
 
 def run(args) -> int:
-    from ..bench import main, options_from_args
+    from ..bench import compose_for_cli, main
 
-    from hydra.errors import HydraException
-
-    try:
-        cfg = compose_from_args(args)
-    except (FileNotFoundError, HydraException) as e:
-        print(f"error: {e}")
-        return 2
-    return main(cfg, options_from_args(args))
+    cfg, opts = compose_for_cli(args)
+    return 2 if cfg is None else main(cfg, opts)
 
 
 def register(subparsers) -> None:

@@ -4,34 +4,13 @@ Same data, classifier, evaluator, record and leaderboards as ``bench``, without 
 """
 from __future__ import annotations
 
-from ._common import compose_from_args
-
 
 def run(args) -> int:
-    from ..bench import main, options_from_args
+    from ..bench import compose_for_cli, main
 
-    if args.ckpt:
-        import torch
-
-        from pathlib import Path
-
-        path = Path(args.ckpt)
-        if not path.is_file():
-            print(f"error: checkpoint {path} not found")
-            return 2
-        blob = torch.load(path, map_location="cpu", weights_only=True)
-        hp = blob.get("hyper_parameters", {})
-        args.method = blob.get("faceedit_method", args.method)
-        if args.res is None and "res" in hp:
-            args.res = int(hp["res"])
-    from hydra.errors import HydraException
-
-    try:
-        cfg = compose_from_args(args)
-    except (FileNotFoundError, HydraException) as e:
-        print(f"error: {e}")
+    cfg, opts = compose_for_cli(args)
+    if cfg is None:
         return 2
-    opts = options_from_args(args)
     opts.train = False
     return main(cfg, opts)
 
