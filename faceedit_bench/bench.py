@@ -319,21 +319,25 @@ def run_bench(cfg: DictConfig, opts: BenchOptions) -> BenchOutcome:
     out = BenchOutcome()
     tick = time.perf_counter()
 
-    def lap(name: str) -> None:
+    def lap(name: str, what: str = "") -> None:
         nonlocal tick
         now = time.perf_counter()
         out.seconds[name] = now - tick
         tick = now
+        if what and is_rank_zero():
+            print(f"[bench] {name}: {what} ({out.seconds[name]:.1f} s)", flush=True)
 
     from .train import train_settings
 
     dm = make_datamodule(cfg, opts, batch_size=int(train_settings(cfg)["batch_size"]))
+    had_store = (Path(dm.store_path) / "manifest.json").is_file()
     ensure_data(dm)
     out.files["data store"] = Path(dm.store_path)
-    lap("data")
+    lap("data", f"{'reused' if had_store else 'built'} {dm.store_path}")
+    had_clf = classifier_path(dm, opts).is_file()
     clf = ensure_classifier(dm, cfg, opts)
     out.files["classifier"] = clf
-    lap("classifier")
+    lap("classifier", f"{'reused' if had_clf else 'trained'} {clf}")
     if opts.prepare_only:
         return out
     rdir = run_dir(cfg)
@@ -342,9 +346,9 @@ def run_bench(cfg: DictConfig, opts: BenchOptions) -> BenchOutcome:
     method, ckpt = obtain_method(cfg, dm, opts, logger)
     if ckpt is not None:
         out.files["checkpoint"] = ckpt
-    lap("train")
+    lap("train", f"checkpoint {ckpt}" if ckpt is not None else "nothing to train")
     rec = evaluate_method(method, dm, clf, cfg, opts)
-    lap("evaluate")
+    lap("evaluate", f"{rec['n_images']} test images")
     out.record = rec
     if is_rank_zero():
         out.files.update(record_and_render(rec, opts))
