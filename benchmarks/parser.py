@@ -49,6 +49,7 @@ def main() -> None:
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--jitter", type=float, default=0.2)
     ap.add_argument("--max-minutes", type=float, default=None)
+    ap.add_argument("--init-weights", default=None, help="continue from this parser checkpoint")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--out", default="data/weights/parser_synth_bench.pt")
     args = ap.parse_args()
@@ -68,13 +69,14 @@ def main() -> None:
     if args.max_minutes:
         s = int(args.max_minutes * 60)
         max_time = f"00:{s // 3600:02d}:{s % 3600 // 60:02d}:{s % 60:02d}"
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     out = train_parser(tr_i, tr_l, args.out, base=args.base,
                        input_size=args.input_size or args.res, steps=args.steps,
                        batch_size=args.batch_size, loss=args.loss, optimizer=args.optimizer,
-                       lr=args.lr, jitter=args.jitter, crop=args.crop, max_time=max_time, progress=False,
+                       lr=args.lr, jitter=args.jitter, crop=args.crop, max_time=max_time,
+                       init_weights=args.init_weights, progress=False,
                        extra={"data": "synth", "res": args.res, "n_train": args.n_train})
-    t_train = time.time() - t0
+    t_train, c_train = time.time() - t0, time.process_time() - c0
     model = load_bisenet(out)
     steps = int(torch.load(out, weights_only=True)["extra"]["steps"])
     t0 = time.time()
@@ -89,6 +91,7 @@ def main() -> None:
         "n_train": args.n_train, "n_eval": args.n_eval, "steps": steps,
         "crop": args.crop, "batch_size": args.batch_size, "loss": args.loss, "optimizer": args.optimizer,
         "threads": args.threads, "render_s": round(t_data, 1), "train_s": round(t_train, 1),
+        "train_cpu_s": round(c_train, 1), "init_weights": args.init_weights,
         "pixel_acc": round(metrics["pixel_acc"], 4),
         "miou_present": round(metrics["miou_present"], 4),
         "iou": {PARTS[c]: round(v, 3) for c, v in metrics["iou"].items()},

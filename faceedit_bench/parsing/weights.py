@@ -25,8 +25,8 @@ OFFICIAL_FILE = "79999_iter.pth"
 FORMAT = "faceedit-bisenet"
 SOURCE = (
     "the public BiSeNet face-parsing checkpoint `79999_iter.pth` comes from the Google Drive link "
-    "in the README of https://github.com/zllrunning/face-parsing.PyTorch (section 'Demo': "
-    "'download the pretrained model'); or train one with `faceedit-bench parser train`"
+    "given in the README of https://github.com/zllrunning/face-parsing.PyTorch (the official "
+    "code keeps it at res/cp/79999_iter.pth); or train one with `faceedit-bench parser train`"
 )
 
 
