@@ -69,9 +69,13 @@ class _Compositor:
         self.img = torch.zeros(b, 3, h, w, device=device)
         self.soft = torch.zeros(b, NC, h, w, device=device)
 
-    def add(self, cov, cls, col, left=None):
+    def add(self, cov, cls, col, left=None, shade=None):
+        """Layer of class ``cls``: colour ``col`` (B|1,3,1,1) times ``shade`` (B,H,W) if given.
+
+        Returns the visible coverage, for :meth:`paint` of further colour terms of this layer.
+        """
         vis = cov * self.t
-        self.img.addcmul_(vis[:, None], col)
+        self.img.addcmul_((vis if shade is None else vis * shade)[:, None], col)
         if left is None:
             self.soft[:, cls] += vis
         else:
@@ -79,6 +83,11 @@ class _Compositor:
             self.soft[:, cls] += lv
             self.soft[:, cls + 1] += vis - lv
         self.t.sub_(vis)
+        return vis
+
+    def paint(self, weight, col):
+        """Add ``weight`` (B,H,W) x ``col`` (B|1,3,1,1) to the image (a second colour of a layer)."""
+        self.img.addcmul_(weight[:, None], col)
 
 
 def _bump(t):
@@ -250,8 +259,8 @@ def render_tensors(u: torch.Tensor, a: torch.Tensor, res: int):
     d_brim = _ellipse(x, y - brim_y, cr + 0.14, 0.04)
     d_hat = torch.minimum(d_dome, d_brim)
     band = ((y > brim_y - 0.07) & (y < brim_y - 0.035)).float()
-    hat_tex = rgb(c_hat) * (0.75 + 0.25 * face_lam[:, None] + 0.05 * blotch[:, None]) * (1 - 0.35 * band[:, None])
-    comp.add(cov(d_hat) * has_hat, P["hat"], hat_tex)
+    comp.add(cov(d_hat) * has_hat, P["hat"], rgb(c_hat),
+             shade=(0.75 + 0.25 * face_lam + 0.05 * blotch) * (1 - 0.35 * band))
 
     # ---- eyeglasses: frames only (clear lenses), label eye_g ------------------------------
     gxr = erx + 0.035 + 0.012 * s(61)
@@ -267,7 +276,7 @@ def render_tensors(u: torch.Tensor, a: torch.Tensor, res: int):
     d_bridge = torch.maximum((y - gyb).abs() - ft / 2, ax - (ex - gxr + 0.01))
     d_arm = torch.maximum(torch.maximum((y - gyb).abs() - ft / 2, (ex + gxr - 0.01) - ax), ax - rx * 0.76)
     d_g = torch.minimum(torch.minimum(d_frame, d_bridge), d_arm)
-    comp.add(cov(d_g) * at(A_GLASSES), P["eye_g"], rgb(c_frame) * (0.8 + 0.4 * face_lam[:, None]))
+    comp.add(cov(d_g) * at(A_GLASSES), P["eye_g"], rgb(c_frame), shade=0.8 + 0.4 * face_lam)
 
     # ---- hair geometry (front cap + bangs; back hair later) -------------------------------
     bald_cut = -0.12
@@ -282,8 +291,8 @@ def render_tensors(u: torch.Tensor, a: torch.Tensor, res: int):
     hair_lam = lambert(0.0, -0.1, cr + 0.25, cr + 0.4)
     theta = torch.atan2(x - part_x, y + 0.75)
     strands = torch.sin(theta * (70 + 40 * s(33)) + 1.8 * torch.sin(theta * 9 + s(34) * 6.283) + grain * 0.8)
-    hair_tex = rgb(hair_c) * (0.55 + 0.12 * strands[:, None] + 0.55 * hair_lam[:, None] + 0.08 * grain[:, None])
-    comp.add(cov(d_bangs) * at(A_BANGS), P["hair"], hair_tex)
+    hair_sh = 0.55 + 0.12 * strands + 0.55 * hair_lam + 0.08 * grain
+    comp.add(cov(d_bangs) * at(A_BANGS), P["hair"], rgb(hair_c), shade=hair_sh)
 
     # ---- nose -------------------------------------------------------------------------
     tn = ((y - ey) / (ny - ey)).clamp(0, 1)
@@ -292,16 +301,15 @@ def render_tensors(u: torch.Tensor, a: torch.Tensor, res: int):
     d_nose = torch.minimum(d_bridge_n, d_tip)
     nostril = _bump(((ax - nw * 0.55) / 0.028) ** 2 + ((y - ny - 0.005) / 0.017) ** 2)
     side = _bump(((ax - 0.025 - (nw - 0.03) * tn) / 0.017) ** 2) * (y < ny - 0.02).float()
-    nose_tex = rgb(skin) * (face_lam[:, None] * 0.45 + 0.6 - 0.45 * nostril[:, None] - 0.12 * side[:, None]
-                            + 0.05 * blotch[:, None])
-    comp.add(cov(d_nose), P["nose"], nose_tex)
+    comp.add(cov(d_nose), P["nose"], rgb(skin),
+             shade=face_lam * 0.45 + 0.6 - 0.45 * nostril - 0.12 * side + 0.05 * blotch)
 
     # ---- mustache (skin class, own facial-hair colour) ---------------------------------------
     mst_top = ny + 0.018 + 0.03 * (ax / mw0) ** 2
     mst_bot = my - 0.012 + 0.045 * (ax / mw0) ** 2
     d_mst = torch.maximum(_band(y, mst_top, mst_bot), ax - mw0 * 1.12)
-    mst_tex = rgb(c_fac) * (0.8 + 0.2 * torch.sin(x * 160 + grain)[:, None] + 0.2 * face_lam[:, None])
-    comp.add(cov(d_mst) * at(A_MUSTACHE), P["skin"], mst_tex)
+    comp.add(cov(d_mst) * at(A_MUSTACHE), P["skin"], rgb(c_fac),
+             shade=0.8 + 0.2 * torch.sin(x * 160 + grain) + 0.2 * face_lam)
 
     # ---- mouth: lips and the gap ----------------------------------------------------------
     mw = mw0 * (1 + 0.2 * smile)
@@ -313,9 +321,10 @@ def render_tensors(u: torch.Tensor, a: torch.Tensor, res: int):
     d_ul = torch.maximum(_band(y, ym - tu * prof + bow, ym), ax - mw)
     d_gap = torch.maximum(_band(y, ym, ym + gap), ax - mw)
     d_ll = torch.maximum(_band(y, ym + gap, ym + gap + tl * prof), ax - mw)
-    lip_sh = 0.75 + 0.3 * face_lam[:, None]
-    comp.add(cov(d_ul), P["u_lip"], rgb(c_lip) * lip_sh * 0.9)
-    comp.add(cov(d_ll), P["l_lip"], rgb(c_lip) * lip_sh * (1.05 + 0.1 * _bump(((y - ym - gap - tl * 0.4 * prof) / 0.014) ** 2)[:, None]))
+    lip_sh = 0.75 + 0.3 * face_lam
+    comp.add(cov(d_ul), P["u_lip"], rgb(c_lip), shade=lip_sh * 0.9)
+    comp.add(cov(d_ll), P["l_lip"], rgb(c_lip),
+             shade=lip_sh * (1.05 + 0.1 * _bump(((y - ym - gap - tl * 0.4 * prof) / 0.014) ** 2)))
     teeth = cov(y - (ym + 0.45 * gap)) * smile
     comp.add(cov(d_gap) * teeth, P["mouth"], _c(0.88, 0.86, 0.8, device=dev).view(1, 3, 1, 1))
     comp.add(cov(d_gap), P["mouth"], _c(0.22, 0.05, 0.06, device=dev).view(1, 3, 1, 1))
@@ -330,7 +339,7 @@ def render_tensors(u: torch.Tensor, a: torch.Tensor, res: int):
     comp.add(torch.minimum(ce, cov(d_pupil)), P["l_eye"], _c(0.03, 0.03, 0.03, device=dev).view(1, 3, 1, 1), left)
     comp.add(torch.minimum(ce, lid), P["l_eye"], _c(0.12, 0.08, 0.07, device=dev).view(1, 3, 1, 1), left)
     comp.add(torch.minimum(ce, cov(d_iris)), P["l_eye"], rgb(c_iris), left)
-    comp.add(ce, P["l_eye"], _c(0.90, 0.88, 0.85, device=dev).view(1, 3, 1, 1) * (0.75 + 0.25 * face_lam[:, None]), left)
+    comp.add(ce, P["l_eye"], _c(0.90, 0.88, 0.85, device=dev).view(1, 3, 1, 1), left, shade=0.75 + 0.25 * face_lam)
 
     # ---- eyebrows (own facial-hair colour); Bushy: thicker, longer, denser --------------------
     bushy = at(A_BUSHY)
@@ -341,22 +350,22 @@ def render_tensors(u: torch.Tensor, a: torch.Tensor, res: int):
     ybc = by - arch * (1 - tb * tb) - 0.012 * bushy
     thick = (0.036 + 0.014 * male) * (1 + 0.9 * bushy) * (1 - 0.35 * ((ax - bxc) / bl).clamp(0, 1))
     d_brow = torch.maximum((y - ybc).abs() - minw(thick) / 2, (ax - bxc).abs() - bl)
-    bushy4 = bushy[:, None]
-    brow_tex = rgb(c_fac) * ((0.95 - 0.35 * bushy4) + 0.15 * torch.sin(x * 140 + y * 40)[:, None])
-    brow_tex = _lerp(rgb(skin) * face_lam[:, None], brow_tex, 0.75 + 0.2 * bushy4)
-    comp.add(cov(d_brow), P["l_brow"], brow_tex, left)
+    alpha = 0.75 + 0.2 * bushy      # brow hair over skin
+    vis = comp.add(cov(d_brow), P["l_brow"], rgb(c_fac), left,
+                   shade=alpha * ((0.95 - 0.35 * bushy) + 0.15 * torch.sin(x * 140 + y * 40)))
+    comp.paint(vis * (1 - alpha) * face_lam, rgb(skin))
 
     # ---- earrings and ears ---------------------------------------------------------------
     ecx = rx * 0.97
     d_ering = _ellipse(ax - (ecx + 0.004), y - (ear_y + ear_ry + 0.02), torch.maximum(0.024 + 0 * rx, 0.8 * px),
                        torch.maximum(0.03 + 0 * rx, 0.8 * px))
-    comp.add(cov(d_ering) * has_earring, P["ear_r"], rgb(c_metal) * (0.75 + 0.5 * face_lam[:, None]))
+    comp.add(cov(d_ering) * has_earring, P["ear_r"], rgb(c_metal), shade=0.75 + 0.5 * face_lam)
     d_ear = _ellipse(ax - ecx, y - ear_y, ear_rx, ear_ry)
     inner = _bump(((ax - ecx - 0.008) / (ear_rx * 0.7)) ** 2 + ((y - ear_y) / (ear_ry * 0.75)) ** 2)
-    comp.add(cov(d_ear), P["l_ear"], rgb(skin) * (0.78 - 0.2 * inner[:, None] + 0.08 * blotch[:, None]), left)
+    comp.add(cov(d_ear), P["l_ear"], rgb(skin), left, shade=0.78 - 0.2 * inner + 0.08 * blotch)
 
     # ---- cap hair (in front of the head skin, behind the ears) ----------------------------
-    comp.add(cov(d_cap), P["hair"], hair_tex)
+    comp.add(cov(d_cap), P["hair"], rgb(hair_c), shade=hair_sh)
 
     # ---- head skin: face + cranium, with wrinkles, beard, blush ------------------------------
     xj = x / (1 - taper * (y / ry).clamp(0, 1) ** 2)
@@ -378,42 +387,40 @@ def render_tensors(u: torch.Tensor, a: torch.Tensor, res: int):
     beard_goat = ((y - (my + 0.045)) / 0.02).clamp(0, 1) * ((0.12 - ax) / 0.02).clamp(0, 1)
     beard = (goatee * beard_goat + (1 - goatee) * beard_full) * (1 - at(A_NOBEARD)) * (0.85 + 0.15 * grain)
     skin_sh = (0.5 + 0.55 * face_lam) * (1 + 0.035 * blotch + 0.05 * grain) * (1 - wrinkle)
-    skin_tex = rgb(skin_face) * skin_sh[:, None] + blush[:, None] * 0.12 * _c(0.6, -0.25, -0.2, device=dev).view(1, 3, 1, 1)
-    beard_tex = rgb(c_fac) * (0.75 + 0.25 * face_lam[:, None] + 0.3 * torch.sin(x * 130 + y * 60 + grain)[:, None])
-    skin_tex = _lerp(skin_tex, beard_tex, beard[:, None])
-    comp.add(cov(d_face), P["skin"], skin_tex)
+    vis = comp.add(cov(d_face), P["skin"], rgb(skin_face), shade=(1 - beard) * skin_sh)
+    comp.paint(vis * (1 - beard) * blush * 0.12, _c(0.6, -0.25, -0.2, device=dev).view(1, 3, 1, 1))
+    comp.paint(vis * beard * (0.75 + 0.25 * face_lam + 0.3 * torch.sin(x * 130 + y * 60 + grain)), rgb(c_fac))
 
     # ---- necklace, cloth, neck --------------------------------------------------------------
     nk_y = 0.6 + 0.16 * (1 - (ax / neck_w).clamp(max=1) ** 2)
     d_nk = torch.maximum((y - nk_y).abs() - minw(torch.full_like(rx, 0.024)) / 2, ax - neck_w - 0.03)
     beads = 0.8 + 0.25 * torch.cos(x * 90)
-    comp.add(cov(d_nk) * has_necklace, P["neck_l"], rgb(c_neckl) * beads[:, None])
+    comp.add(cov(d_nk) * has_necklace, P["neck_l"], rgb(c_neckl), shade=beads.expand_as(d_nk))
     vneck = (s(46) < 0.5).float()
     d_cl = _ellipse(x, y - 1.2, 1.05 + 0.1 * s(45), 0.6)
     d_v = (y - (1.0 - 1.6 * ax)) / math.sqrt(1 + 1.6 ** 2)
     d_round = _ellipse(x, y - 0.74, neck_w + 0.05, 0.13)
     d_cloth = torch.maximum(d_cl, -(vneck * d_v + (1 - vneck) * d_round))
     stripes = (s(47) < 0.3).float() * (torch.sin(y * 60) > 0.3).float()
-    cloth_tex = rgb(c_cloth) * (0.8 + 0.25 * (-gx * torch.cos(la) * lstr)[:, None] + 0.04 * grain[:, None]
-                                - 0.25 * stripes[:, None] + 0.1 * torch.sin(x * 9 + y * 4)[:, None])
-    comp.add(cov(d_cloth), P["cloth"], cloth_tex)
+    comp.add(cov(d_cloth), P["cloth"], rgb(c_cloth), shade=0.8 + 0.25 * (-gx * torch.cos(la) * lstr) + 0.04 * grain
+             - 0.25 * stripes + 0.1 * torch.sin(x * 9 + y * 4))
     d_neck = torch.maximum(ax - neck_w, 0.2 - y)
     neck_sh = 0.55 + 0.3 * ((y - (ry + 0.02)) / 0.25).clamp(0, 1) - 0.1 * (ax / neck_w).clamp(max=1) ** 2
-    comp.add(cov(d_neck), P["neck"], rgb(skin) * (neck_sh + 0.03 * blotch)[:, None])
+    comp.add(cov(d_neck), P["neck"], rgb(skin), shade=neck_sh + 0.03 * blotch)
 
     # ---- back hair (behind head and neck) ----------------------------------------------------
     hbw = rx + vol + 0.05
     qx2, qy2 = ax - (hbw - 0.12), (y - (hair_len - 0.15) / 2).abs() - ((hair_len + 0.15) / 2 - 0.12).clamp_min(0.01)
     d_hb = torch.sqrt(qx2.clamp_min(0) ** 2 + qy2.clamp_min(0) ** 2) + torch.minimum(torch.maximum(qx2, qy2), torch.zeros_like(qx2)) - 0.12
     d_hb = torch.maximum(d_hb, (bald_cut - y) * bald - 10 * (1 - bald))
-    comp.add(cov(d_hb), P["hair"], hair_tex * 0.8)
+    comp.add(cov(d_hb), P["hair"], rgb(hair_c), shade=hair_sh * 0.8)
 
     # ---- background ---------------------------------------------------------------------------
     bga = s(50) * 6.283
     tb_ = (0.5 + 0.5 * (gx * torch.cos(bga) + gy * torch.sin(bga))).clamp(0, 1)
-    bg = rgb(c_bg1) * (1 - tb_[:, None]) + rgb(c_bg2) * tb_[:, None]
-    bg = bg * (1 + 0.04 * grain[:, None] + 0.05 * torch.sin(gx * 5 + ph1)[:, None] * torch.sin(gy * 4 + ph2)[:, None])
-    comp.add(torch.ones_like(x), P["background"], bg)
+    bg_sh = 1 + 0.04 * grain + 0.05 * torch.sin(gx * 5 + ph1) * torch.sin(gy * 4 + ph2)
+    vis = comp.add(torch.ones_like(x), P["background"], rgb(c_bg1), shade=(1 - tb_) * bg_sh)
+    comp.paint(vis * tb_ * bg_sh, rgb(c_bg2))
 
     img = (comp.img * light[:, None]).clamp(0, 1)
     return img, comp.soft
