@@ -12,7 +12,6 @@ architecture and the **held-out accuracy** (validation split), which every TARR 
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Sequence
 
@@ -22,6 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..protocol import file_hash
+from ..io_utils import atomic_torch_save
 
 
 def default_classifier_path(data_hash: str, res: int, root: str | os.PathLike = "data/classifiers") -> Path:
@@ -129,14 +129,7 @@ def save_classifier(net: AttributeClassifier, path, attrs: Sequence[str], accura
         "heldout_split": split,
         "data_hash": data_hash or "",
     }
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(blob, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_torch_save(blob, path)
     return path
 
 

@@ -9,13 +9,13 @@ Files load with ``torch.load(weights_only=True)``.
 from __future__ import annotations
 
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from ..protocol import stable_hash
+from ..io_utils import atomic_torch_save
 
 
 def _rank() -> int:
@@ -54,12 +54,5 @@ def save_moments(cache_dir, key: str, s: torch.Tensor, ss: torch.Tensor, n: int,
     path.parent.mkdir(parents=True, exist_ok=True)
     blob = {"sum": s.detach().double().cpu(), "outer": ss.detach().double().cpu(), "n": int(n),
             "meta": {k: str(v) for k, v in (meta or {}).items()}}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(blob, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_torch_save(blob, path)
     return path

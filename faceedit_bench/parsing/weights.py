@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from pathlib import Path
 
 import torch
 
 from .bisenet import BiSeNet
+from ..io_utils import atomic_torch_save
 
 ENV_VAR = "FACEEDIT_PARSER_WEIGHTS"
 OFFICIAL_FILE = "79999_iter.pth"
@@ -132,12 +132,5 @@ def save_bisenet(model: BiSeNet, path: str | os.PathLike, extra: dict | None = N
            "state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()}}
     if extra:
         obj["extra"] = extra
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    os.close(fd)
-    try:
-        torch.save(obj, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    atomic_torch_save(obj, path)
     return path
