@@ -90,7 +90,6 @@ def test_missing_classifier_on_real_data_says_what_to_provide(world, capsys):
 
 
 def test_synth_quickstart_path_tiny(tmp_path, capsys):
-    pytest.importorskip("faceedit_bench.data.synth_export", reason="SynthFaces exporter not present yet")
     args = ["bench", "--method", "identity", "--res", "32", "--n", "40", "--no-progress", "--profile", "quick",
             "--classifier-epochs", "1", "--data-dir", str(tmp_path / "data"),
             "--results", str(tmp_path / "results"), "--out", str(tmp_path / "lb"),

@@ -164,7 +164,6 @@ def test_data_configs_map_to_kwargs(tmp_path):
 
 
 def test_prepare_data_exports_synthfaces_and_serves_counterfactuals(tmp_path):
-    pytest.importorskip("faceedit_bench.data.synth_export")
     dm = FaceEditDataModule(data="synth", root=str(tmp_path / "sf"), synth_n=40, res=32,
                             batch_size=4, num_workers=0, store_root=str(tmp_path / "stores"),
                             attrs=["Bald", "Smiling"])

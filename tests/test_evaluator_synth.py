@@ -11,7 +11,7 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-synth = pytest.importorskip("faceedit_bench.data.synthfaces")
+import faceedit_bench.data.synthfaces as synth
 
 from faceedit_bench.methods.identity import IdentityMethod  # noqa: E402
 from faceedit_bench.metrics.classifier import load_classifier, train_classifier  # noqa: E402

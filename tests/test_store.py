@@ -126,7 +126,7 @@ def test_cli_store(tmp_path, capsys):
 
 def test_store_of_synthfaces_export(tmp_path):
     """The exporter's CelebA-layout folder: right images, labels, attributes, split, counterfactuals."""
-    export = pytest.importorskip("faceedit_bench.data.synth_export")
+    import faceedit_bench.data.synth_export as export
     from faceedit_bench.data.counterfactuals import read_counterfactual_sources, read_counterfactuals
     from faceedit_bench.data.synthfaces import sample_attrs
 
@@ -190,7 +190,7 @@ def test_killed_build_leaves_no_store_and_rerun_cleans_up(tmp_path):
 
 def test_parser_masks_store(tmp_path):
     """masks='parser': labels from faceedit_bench.parsing.precompute, weights hash recorded."""
-    bisenet = pytest.importorskip("faceedit_bench.parsing.bisenet")
+    import faceedit_bench.parsing.bisenet as bisenet
     from faceedit_bench.parsing.precompute import precompute_masks
     from faceedit_bench.parsing.weights import save_bisenet
 
