@@ -5,11 +5,14 @@ PY     := $(VENV)/bin/python
 CLI    := $(VENV)/bin/faceedit-bench
 STAMP  := $(VENV)/.installed
 
-# Optional pass-through variables: only those set on the command line reach the CLI.
-ARGS := $(if $(METHOD),--method $(METHOD)) $(if $(RES),--res $(RES)) $(if $(DATA),--data $(DATA)) \
-        $(if $(PROFILE),--profile $(PROFILE)) $(if $(DEVICES),--devices $(DEVICES)) \
-        $(if $(NODES),--nodes $(NODES)) $(if $(PRECISION),--precision $(PRECISION)) \
-        $(if $(CKPT),--ckpt $(CKPT)) $(if $(OUT),--out $(OUT)) $(if $(N),--n $(N))
+# Optional pass-through variables: only those set on the command line reach the CLI, and each
+# target passes only the flags its subcommand takes (make leaderboard METHOD=x must not fail).
+opt = $(if $($(1)),--$(2) $($(1)))
+RUN_ARGS  := $(call opt,METHOD,method) $(call opt,RES,res) $(call opt,DATA,data) $(call opt,PROFILE,profile) \
+             $(call opt,DEVICES,devices) $(call opt,NODES,nodes) $(call opt,PRECISION,precision) $(call opt,CKPT,ckpt) \
+             $(call opt,OUT,out)
+EVAL_ARGS := $(RUN_ARGS) $(call opt,N,n)
+DATA_ARGS := $(call opt,DATA,data) $(call opt,RES,res) $(call opt,OUT,out)
 
 .DEFAULT_GOAL := help
 .PHONY: help install test clean bench eval leaderboard classifier masks store synth train
@@ -34,25 +37,25 @@ clean: ## remove caches, build outputs and run directories (keeps .venv and comm
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
 
 bench: $(STAMP) ## Quickstart: data + classifier + train + evaluate + leaderboard (METHOD= RES= DATA= PROFILE= DEVICES= NODES= PRECISION= CKPT=)
-	$(CLI) bench $(ARGS)
+	$(CLI) bench $(EVAL_ARGS)
 
 train: $(STAMP) ## train a method, resuming from its last checkpoint (METHOD= RES= DATA= PROFILE= DEVICES= NODES= PRECISION= CKPT= OUT=)
-	$(CLI) fit $(ARGS)
+	$(CLI) fit $(RUN_ARGS)
 
 classifier: $(STAMP) ## train the TARR attribute classifier on a dataset store (DATA= RES= OUT=)
-	$(CLI) classifier $(ARGS)
+	$(CLI) classifier $(DATA_ARGS)
 
 eval: $(STAMP) ## evaluate a checkpoint only (CKPT=path [METHOD= RES= DATA=]) and update the leaderboards
-	$(CLI) eval $(ARGS)
+	$(CLI) eval $(EVAL_ARGS)
 
 masks: $(STAMP) ## parse every image of a dataset into the store's label maps (DATA=dir|celeba|celebahq RES= PARSER_WEIGHTS= [GT=1])
-	$(CLI) masks $(ARGS) $(if $(PARSER_WEIGHTS),--parser-weights $(PARSER_WEIGHTS)) $(if $(GT),--gt)
+	$(CLI) masks $(DATA_ARGS) $(if $(PARSER_WEIGHTS),--parser-weights $(PARSER_WEIGHTS)) $(if $(GT),--gt)
 
 leaderboard: $(STAMP) ## re-render leaderboards/ from results/*.jsonl and leaderboards/papers/*.csv
-	$(CLI) leaderboard $(ARGS)
+	$(CLI) leaderboard $(call opt,OUT,out)
 
 store: $(STAMP) ## decode a dataset into the memory-mapped store (DATA=dir|celeba|celebahq|synth RES= OUT= N=)
-	$(CLI) store $(ARGS)
+	$(CLI) store $(DATA_ARGS) $(call opt,N,synth-n)
 
 synth: $(STAMP) ## export SynthFaces in the CelebA layout, resumable (N= RES= OUT=; default 12000 x 64 px into data/synthfaces)
-	$(CLI) synth $(ARGS)
+	$(CLI) synth $(call opt,N,n) $(call opt,RES,res) $(call opt,OUT,out)
