@@ -57,5 +57,5 @@ leaderboard: $(STAMP) ## re-render leaderboards/ from results/*.jsonl and leader
 store: $(STAMP) ## decode a dataset into the memory-mapped store (DATA=dir|celeba|celebahq|synth RES= OUT= N=)
 	$(CLI) store $(DATA_ARGS) $(call opt,N,synth-n)
 
-synth: $(STAMP) ## export SynthFaces in the CelebA layout, resumable (N= RES= OUT=; default 12000 x 64 px into data/synthfaces)
+synth: $(STAMP) ## export SynthFaces in the CelebA layout, resumable (N= RES= OUT=; default 12000 x 64 px into data/synthfaces/n<N>_r<RES>)
 	$(CLI) synth $(call opt,N,n) $(call opt,RES,res) $(call opt,OUT,out)

@@ -29,6 +29,15 @@ def _image_files(root: Path) -> list[Path]:
     return files
 
 
+def _synth_count(root: Path) -> int:
+    """Image count of a SynthFaces export: the first line of its ``list_attr_celeba.txt``."""
+    attr = root / "list_attr_celeba.txt"
+    try:
+        return int(attr.read_text().split(None, 1)[0])
+    except (OSError, ValueError, IndexError) as e:
+        raise SystemExit(f"masks: {attr}: expected the image count on line 1 ({e})") from e
+
+
 def _store_available() -> bool:
     try:
         from ..data.store import build_store  # noqa: F401
@@ -78,7 +87,8 @@ def run(args) -> int:
     dataset = args.dataset or guess_dataset(root)
     crop = args.crop or DEFAULT_CROP[dataset]
     # the folder FaceEditDataModule(data=dataset, masks=...) opens under --store-root
-    out_dir = Path(args.out or Path(args.store_root) / store_name(dataset, args.res, crop, masks))
+    tag = f"n{_synth_count(root)}" if dataset == "synth" else None  # as FaceEditDataModule names it
+    out_dir = Path(args.out or Path(args.store_root) / store_name(dataset, args.res, crop, masks, tag=tag))
     path = build_store(root, out_dir, dataset, args.res, crop, masks=masks,
                        parser_weights=None if masks == "gt" else str(weights),
                        skip_bad=args.skip_bad, overwrite=args.overwrite, progress=True)

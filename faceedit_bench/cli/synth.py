@@ -1,6 +1,7 @@
 """``faceedit-bench synth``: export SynthFaces in the CelebA layout, or render a contact sheet.
 
-``faceedit-bench synth --n 12000 --res 64 --out data/synthfaces`` writes img_align_celeba/,
+``faceedit-bench synth --n 12000 --res 64`` writes, into ``data/synthfaces/n12000_r64`` (the folder
+``--data synth`` with ``data.synth_n=12000`` reads; ``--out`` elsewhere), img_align_celeba/,
 list_attr_celeba.txt, list_eval_partition.txt, CelebAMask-HQ-mask-anno/ and counterfactuals/
 (docs/synthfaces.md); a killed run continues where it stopped. ``--contact-sheet PNG`` renders
 faces + label maps + one column per attribute flip instead.
@@ -9,6 +10,11 @@ from __future__ import annotations
 
 import sys
 import time
+
+
+def default_out(n: int, res: int, seed: int = 0) -> str:
+    """The export folder the DataModule opens for ``data=synth, synth_n=n`` (seed 0)."""
+    return f"data/synthfaces/n{n}_r{res}" + (f"_s{seed}" if seed else "")
 
 
 def run(args) -> int:
@@ -22,7 +28,7 @@ def run(args) -> int:
 
     t0 = time.time()
     try:
-        out = export_synthfaces(args.out, args.n, args.res, seed=args.seed, progress=not args.no_progress,
+        out = export_synthfaces(args.out or default_out(args.n, args.res, args.seed), args.n, args.res, seed=args.seed, progress=not args.no_progress,
                                 workers=args.workers, compile=args.compile)
     except (FileExistsError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -38,7 +44,8 @@ def register(subparsers) -> None:
                               description=__doc__)
     p.add_argument("--n", type=int, default=12000, help="number of images (default 12000)")
     p.add_argument("--res", type=int, default=64, help="image size in pixels (default 64)")
-    p.add_argument("--out", default="data/synthfaces", help="output folder (default data/synthfaces)")
+    p.add_argument("--out", default=None,
+                   help="output folder (default data/synthfaces/n<N>_r<RES>, where --data synth looks)")
     p.add_argument("--seed", type=int, default=0, help="dataset seed (default 0)")
     p.add_argument("--workers", type=int, default=None, help="render processes (default min(2, cores))")
     p.add_argument("--compile", action="store_true", help="torch.compile the renderer (slow to start)")
