@@ -1,18 +1,20 @@
-"""SynthFaces geometry and shading: one pure tensor function from (identity uniforms, attributes).
+"""SynthFaces geometry and shading: one tensor function from (identity uniforms, attributes).
 
 Shapes are signed distance functions (SDFs) in a face-local frame (x right, y down, the image
 spans [-1, 1]); pixel coverage is the hard-edged ``clamp(0.5 - d / px, 0, 1)`` (no colour leaks
-outside a part, unlike sigmoid tails). Layers are composited front to back; each layer's visible
-coverage is added to its class channel, which gives the soft class-first masks (B, 19, H, W) and,
-by argmax, the label map in the face-parsing.PyTorch order of :mod:`faceedit_bench.parts`.
-Symmetric parts are computed once on |x| and split into l_/r_ by the sign of x (l_ = image
-left). Strokes are at least 1.3 px wide, so no part is thinner than a pixel.
+outside a part, unlike sigmoid tails). Layers are composited front to back, each only inside its
+window (synth_raster: union over the batch of the part's image-space box); each layer's visible
+coverage goes to its class, which gives the label map (class with the largest total visible
+coverage, face-parsing.PyTorch order of :mod:`faceedit_bench.parts`) and, if asked, the soft
+masks (B, 19, H, W). Symmetric parts are computed once on |x| and split into l_/r_ by the sign
+of x (l_ = image left). Strokes are at least 1.3 px wide, so no part is thinner than a pixel.
 
 Locality by construction (issue 3): nothing an attribute changes is coloured from anything another
 attribute changes, except as allowed by the AR table (parts.AR_TABLE). In particular beard,
 mustache and eyebrows have their *own* facial-hair colour factor (not the hair colour), the nose,
 ears, neck and lips are not paled by Pale_Skin, lenses are clear (only frames are eye_g), and
-shading depends only on identity geometry.
+shading depends only on identity geometry. Windows depend on identity factors only, so a
+counterfactual runs the same float operations as its source on every pixel it does not change.
 """
 from __future__ import annotations
 
@@ -21,13 +23,19 @@ import math
 import torch
 
 from ..parts import PART_INDEX
+from .synth_raster import (
+    Compositor, Frame, band, bump, cov_of, ellipse, labels_from_soft, rbox, segment, step, union,
+)
+
+__all__ = ["render_tensors", "labels_from_soft"]
 
 P = PART_INDEX
-NC = 19
 
 # attribute column order = synth_factors.RENDERED_ATTRS
 (A_BALD, A_BANGS, A_BLACK, A_BLOND, A_BROWN, A_BUSHY, A_GLASSES, A_MALE, A_MOUTH, A_MUSTACHE,
  A_NOBEARD, A_PALE, A_YOUNG, A_SMILING) = range(14)
+
+_GRAIN: dict = {}
 
 
 def _lerp(a, b, t):
@@ -41,83 +49,41 @@ def _hsv(h, s, v):
     return v[:, None] * (1 - s[:, None] * f)
 
 
-def _ellipse(x, y, rx, ry):
-    """Approximate SDF of an axis-aligned ellipse (first-order distance, iq)."""
-    px, py = x / rx, y / ry
-    k0 = torch.sqrt(px * px + py * py)
-    k1 = torch.sqrt((px / rx) ** 2 + (py / ry) ** 2).clamp_min(1e-6)
-    return k0 * (k0 - 1.0) / k1
-
-
-def _band(y, top, bottom):
-    """SDF (vertical) of the band top <= y <= bottom."""
-    return torch.maximum(top - y, y - bottom)
-
-
-def _segment(x, y, x0, y0, x1, y1):
-    """Distance to the segment (x0,y0)-(x1,y1)."""
-    dx, dy = x1 - x0, y1 - y0
-    t = (((x - x0) * dx + (y - y0) * dy) / (dx * dx + dy * dy)).clamp(0, 1)
-    return torch.sqrt((x - x0 - t * dx) ** 2 + (y - y0 - t * dy) ** 2)
-
-
-class _Compositor:
-    """Front-to-back compositing of (coverage, class, colour) layers into image + soft masks."""
-
-    def __init__(self, b, h, w, device):
-        self.t = torch.ones(b, h, w, device=device)
-        self.img = torch.zeros(b, 3, h, w, device=device)
-        self.soft = torch.zeros(b, NC, h, w, device=device)
-
-    def add(self, cov, cls, col, left=None, shade=None):
-        """Layer of class ``cls``: colour ``col`` (B|1,3,1,1) times ``shade`` (B,H,W) if given.
-
-        Returns the visible coverage, for :meth:`paint` of further colour terms of this layer.
-        """
-        vis = cov * self.t
-        self.img.addcmul_((vis if shade is None else vis * shade)[:, None], col)
-        if left is None:
-            self.soft[:, cls] += vis
-        else:
-            lv = vis * left
-            self.soft[:, cls] += lv
-            self.soft[:, cls + 1] += vis - lv
-        self.t.sub_(vis)
-        return vis
-
-    def paint(self, weight, col):
-        """Add ``weight`` (B,H,W) x ``col`` (B|1,3,1,1) to the image (a second colour of a layer)."""
-        self.img.addcmul_(weight[:, None], col)
-
-
-def _bump(t):
-    """Compact bump max(1 - t, 0)^2 of a squared distance t (cheaper than exp(-t))."""
-    return (1 - t).clamp_min(0) ** 2
-
-
-def labels_from_soft(soft: torch.Tensor) -> torch.Tensor:
-    """argmax over the class dim (first maximum on ties), as a loop over classes.
-
-    Equal to ``soft.argmax(1)`` but ~5x faster on CPU for class-first (B,19,H,W) tensors.
-    """
-    best = soft[:, 0]
-    lab = torch.zeros(best.shape, dtype=torch.uint8, device=soft.device)
-    for k in range(1, soft.shape[1]):
-        m = soft[:, k] > best
-        lab = torch.where(m, torch.tensor(k, dtype=torch.uint8, device=soft.device), lab)
-        best = torch.maximum(best, soft[:, k])
-    return lab
+_CONST: dict = {}
 
 
 def _c(*rgb, device=None):
-    return torch.tensor(rgb, dtype=torch.float32, device=device).view(1, 3)
+    key = (rgb, str(device))
+    if key not in _CONST:
+        _CONST[key] = torch.tensor(rgb, dtype=torch.float32, device=device).view(1, 3)
+    return _CONST[key]
 
 
-def render_tensors(u: torch.Tensor, a: torch.Tensor, res: int):
+def _grain_texture(res: int, device) -> torch.Tensor:
+    """(2res, 2res) per-pixel hash noise in [-0.5, 0.5]; each face crops it at its own offset."""
+    key = (res, str(device))
+    if key not in _GRAIN:
+        i = torch.arange(2 * res, device=device, dtype=torch.int64)
+        h = i.view(1, -1) * 374761393 + i.view(-1, 1) * 668265263
+        h = (h ^ (h >> 13)) * 1274126177 & 0xFFFFFFFF
+        h = h ^ (h >> 16)
+        _GRAIN[key] = (h & 0xFFFF).float() / 65535.0 - 0.5
+    return _GRAIN[key]
+
+
+def _grain(u: torch.Tensor, res: int) -> torch.Tensor:
+    tex = _grain_texture(res, u.device)
+    oy = (u[:, 18] * res).long().tolist()
+    ox = (u[:, 56] * res).long().tolist()
+    return torch.stack([tex[r:r + res, c:c + res] for r, c in zip(oy, ox)])
+
+
+def render_tensors(u: torch.Tensor, a: torch.Tensor, res: int, soft: bool = False, full: bool = False):
     """Render B faces. ``u``: (B, 64) identity uniforms; ``a``: (B, 14) attributes in {0,1}.
 
-    Returns (image (B,3,H,W) float in [0,1], soft (B,19,H,W) visible coverage per class).
-    Pure tensor code without data-dependent control flow (torch.compile friendly).
+    Returns (image (B,3,H,W) float in [0,1], labels (B,H,W) uint8, soft (B,19,H,W) visible
+    coverage per class or None). ``full``: evaluate every layer on the whole image (reference
+    for the windowed evaluation; same result up to float rounding).
     """
     b, dev = u.shape[0], u.device
     u = u.float()
@@ -132,27 +98,26 @@ def render_tensors(u: torch.Tensor, a: torch.Tensor, res: int):
     def rgb(c):  # (B,3) -> (B,3,1,1)
         return c.view(b, 3, 1, 1)
 
+    def const(*c):
+        return _c(*c, device=dev).view(1, 3, 1, 1)
+
+    def anyv(t):
+        return bool((t != 0).any())
+
     male, young, pale = at(A_MALE), at(A_YOUNG), at(A_PALE)
     old = 1 - young
     smile, mopen = at(A_SMILING), at(A_MOUTH)
 
     # ---- frame: per-sample similarity transform (identity) --------------------------------
-    c = (torch.arange(res, device=dev, dtype=torch.float32) + 0.5) / res * 2 - 1
-    gy, gx = torch.meshgrid(c, c, indexing="ij")
-    gx, gy = gx.view(1, res, res), gy.view(1, res, res)
     tx, ty = (s(5) - 0.5) * 0.1, 0.01 + (s(6) - 0.5) * 0.06
     ang = (s(7) - 0.5) * math.radians(14)
     scale = 1.12 + 0.16 * s(8)
-    ca, sa = torch.cos(ang), torch.sin(ang)
-    x = (ca * (gx - tx) + sa * (gy - ty)) / scale
-    y = (-sa * (gx - tx) + ca * (gy - ty)) / scale
-    ax = x.abs()
-    left = (x < 0).float()
+    fr = Frame(res, tx, ty, ang, scale, _grain(u, res), full=full)
     inv_px = scale * res / 2.0            # 1 / (pixel size in local units)
     px = 1.0 / inv_px
 
     def cov(d):
-        return (0.5 - d * inv_px).clamp(0, 1)
+        return cov_of(d, inv_px)
 
     def minw(w):  # stroke width of at least 1.3 px
         return torch.maximum(w, 1.3 * px)
@@ -175,42 +140,100 @@ def render_tensors(u: torch.Tensor, a: torch.Tensor, res: int):
     ear_y = ey + 0.05 + 0.03 * s(29)
     ear_rx = 0.05 + 0.015 * s(28)
     ear_ry = 0.1 + 0.025 * s(28)
+    ecx = rx * 0.97
     neck_w = 0.15 + 0.04 * s(62)
     cr = rx * 1.02                        # cranium radius; centre (0, -0.12)
-    vol = (0.045 + 0.055 * s(31)) * (1 - male) + (0.035 + 0.03 * s(31)) * male
-    hair_len = (0.35 + 0.6 * s(30)) * (1 - male) + (-0.05 + 0.2 * s(63)) * male
+    vol_f = 0.045 + 0.055 * s(31)         # hair volume: women / men
+    vol = vol_f * (1 - male) + (0.035 + 0.03 * s(31)) * male
+    hair_len_f = 0.35 + 0.6 * s(30)
+    hair_len = hair_len_f * (1 - male) + (-0.05 + 0.2 * s(63)) * male
     part_x = (s(32) - 0.5) * 0.12
-    vol = torch.maximum(vol, 1.6 / (scale * res / 2.0))   # never thinner than the cranium edge pixel
+    vol = torch.maximum(vol, 1.6 * px)    # never thinner than the cranium edge pixel
+    vol_max = torch.maximum(vol_f, 1.6 * px)
     has_hat = (s(0) < 0.08).float()
     has_earring = (s(1) < 0.25).float()
     has_necklace = (s(2) < 0.15).float()
     gray_kind = (s(3) < 0.5).float()
     goatee = (s(4) < 0.3).float()
+    brim_y = -0.29 - 0.02 * s(41)
+    hat_ry = 0.27 + 0.08 * s(41)
+    gxr = erx + 0.035 + 0.012 * s(61)     # glasses lens half-size
+    gyr = 0.07 + 0.02 * s(61)
+    ft = minw(torch.full_like(rx, 0.022))  # glasses frame width
+    bxc = ex + 0.005                      # brow centre x, half length (Bushy: 1.12x)
+    bl0 = 0.085 + 0.01 * s(20)
+    arch = 0.015 + 0.03 * s(19)
+    wl = torch.maximum(torch.full_like(rx, 0.011), 0.55 * px)   # wrinkle line half width
+    ring_rx = torch.maximum(0.024 + 0 * rx, 0.8 * px)
+    ring_ry = torch.maximum(0.03 + 0 * rx, 0.8 * px)
+    nk_w = minw(torch.full_like(rx, 0.024)) / 2
+    hbw = rx + vol + 0.05                 # back hair half width
 
-    # ---- lighting (identity only) ------------------------------------------------------
+    # ---- windows: local boxes (x0, x1, y0, y1) from identity only, 0.02 slack -------------
+    def sym(hx, y0, y1, e=0.02):
+        return (-hx - e, hx + e, y0 - e, y1 + e)
+
+    ear_x1 = ecx + torch.maximum(ear_rx, 0.028 + px)
+    ear_y1 = ear_y + ear_ry + 0.05 + px
+    W = fr.windows({
+        "hat": sym(cr + 0.14, brim_y - 0.1 - hat_ry, brim_y + 0.04),
+        "glass": sym(torch.maximum(ex + gxr, rx * 0.76) + ft, ey - gyr - ft, ey + gyr + ft),
+        "bangs": (part_x * 0.3 - rx * 0.88 - 0.08, part_x * 0.3 + rx * 0.88 + 0.08, -0.34, -0.14),
+        "nose": sym(nw, ey + 0.04, ny + 0.023),
+        "must": sym(mw0 * 1.12, ny + 0.018, my + 0.045),
+        "mouth": sym(mw0 * 1.2, my - tu - 0.07, my + 0.08 + tl),
+        "eye": sym(ex + erx, ey - ery, ey + ery),
+        "brow": sym(bxc + bl0 * 1.12, by - arch - 0.06 - 0.65 * px, by + 0.0475 + 0.65 * px),
+        "ear_r": (ecx - ear_rx - 0.02, ear_x1 + 0.02, ear_y - ear_ry - 0.02, ear_y1 + 0.02),
+        "ear_l": (-ear_x1 - 0.02, -ecx + ear_rx + 0.02, ear_y - ear_ry - 0.02, ear_y1 + 0.02),
+        "cap": sym(cr + vol_max, -0.12 - cr - vol_max, ey - 0.07),
+        "face": sym(cr, -0.12 - cr, ry),
+        "fore": sym(0.2, -0.262 - wl, -0.184 + wl),
+        "fold": sym(torch.maximum(nw + 0.01, mw0 + 0.035) + wl, ny - 0.015 - wl, my + 0.03 + wl),
+        "crow": sym(ex + erx + 0.06 + wl, ey - 0.025 - wl, ey + 0.035 + wl),
+        "bag": sym(ex + erx, ey + ery + 0.013 - wl, ey + ery + 0.028 + wl),
+        "blush": sym(ex + 0.12, ny - 0.095, ny + 0.075),
+        "beard": sym(cr, 0.03, ry),
+        "neckl": sym(neck_w + 0.03, 0.6 - nk_w, 0.76 + nk_w),
+        "cloth": (-1.4, 1.4, 0.58, 1.4),
+        "neck": sym(neck_w, 0.2, 1.4),
+        "hairb": sym(rx + vol_max + 0.05, -0.26, hair_len_f),
+    })
+    hair_w = union(W["bangs"], W["cap"], W["hairb"])
+    skin_w = union(W["must"], W["face"])
+
+    # ---- lighting and textures (identity only) ------------------------------------------
     la = s(52) * 2 * math.pi
     lstr = 0.25 + 0.45 * s(53)
     lx, ly = lstr * torch.cos(la), lstr * torch.sin(la) * 0.6 - 0.2
     lz = torch.sqrt((1 - lx * lx - ly * ly).clamp_min(0.1))
-
-    def lambert(cx, cy, sx, sy):
-        uu, vv = (x - cx) / sx, (y - cy) / sy
-        nz = torch.sqrt((1 - uu * uu - vv * vv).clamp(0.0, 1.0))
-        return (uu * lx + vv * ly + nz * lz).clamp(0, 1)
-
-    face_lam = lambert(0.0, -0.05, rx * 1.12, ry * 1.18)
-    light = 1.0 + 0.16 * (gx * torch.cos(la) + gy * torch.sin(la)) * lstr   # image-space gradient
-
-    # ---- textures (identity only) ------------------------------------------------------
     ph1, ph2 = s(54) * 6.283, s(55) * 6.283
-    blotch = (torch.sin(x * 23 + ph1) * torch.sin(y * 19 - ph2) + 0.6 * torch.sin(x * 41 - y * 37 + ph2)
-              + 0.4 * torch.sin(x * 67 + y * 71 + ph1))
-    ix = ((gx + 1) * res / 2).long()
-    iy = ((gy + 1) * res / 2).long()
-    hsh = ix * 374761393 + iy * 668265263 + (u[:, 56] * 1e6).long().view(b, 1, 1) * 1013904223
-    hsh = (hsh ^ (hsh >> 13)) * 1274126177 & 0xFFFFFFFF
-    hsh = hsh ^ (hsh >> 16)
-    grain = (hsh & 0xFFFF).float() / 65535.0 - 0.5          # per-pixel noise in [-0.5, 0.5]
+
+    def lambert(w, cx, cy, sx, sy):
+        """Lambert shading of an ellipsoid bump centred (cx, cy) with radii (sx, sy)."""
+        uu, vv = fr.affine(w, 1 / sx, 0, -cx / sx), fr.affine(w, 0, 1 / sy, -cy / sy)
+        lin = fr.affine(w, lx / sx, ly / sy, -(cx * lx / sx + cy * ly / sy))
+        nz = (1 - uu * uu).sub_(vv * vv).clamp_(0.0, 1.0).sqrt_()
+        return lin.addcmul_(nz, lz).clamp_(0, 1)
+
+    def blotch_fn(w):
+        return (fr.wave(w, 23, 0, ph1) * fr.wave(w, 0, 19, -ph2) + 0.6 * fr.wave(w, 41, -37, ph2)
+                + 0.4 * fr.wave(w, 67, 71, ph1))
+
+    def hair_fn(w):
+        # strands radiate from (part_x, -0.75); angle ~ dx / (dy + 2/pi |dx|) (atan-like, dy > 0 on hair)
+        dx, g = fr.affine(w, 1, 0, -part_x), w.grain
+        theta = dx / torch.add(fr.affine(w, 0, 1, 0.75), dx.abs(), alpha=2 / math.pi)
+        strands = torch.sin(theta * (70 + 40 * s(33)) + 1.8 * torch.sin(theta * 9 + s(34) * 6.283) + g * 0.8)
+        return 0.55 + 0.12 * strands + 0.55 * lambert(w, 0.0, -0.1, cr + 0.25, cr + 0.4) + 0.08 * g
+
+    hats, rings = anyv(has_hat), anyv(has_earring)
+    lam_w = [W[k] for k in ("glass", "nose", "must", "mouth", "eye", "brow", "face")]
+    fr.field("face_lam", union(*lam_w, *([W["hat"]] if hats else []), *([W["ear_l"], W["ear_r"]] if rings else [])),
+             lambda w: lambert(w, 0.0, -0.05, rx * 1.12, ry * 1.18))
+    fr.field("blotch", union(*(W[k] for k in ("nose", "ear_l", "ear_r", "face", "neck")), *([W["hat"]] if hats else [])),
+             blotch_fn)
+    fr.field("hair_sh", hair_w, hair_fn)
 
     # ---- colours ------------------------------------------------------------------------
     tone = s(12).view(b, 1)
@@ -251,176 +274,272 @@ def render_tensors(u: torch.Tensor, a: torch.Tensor, res: int):
     c_frame = torch.where(u[:, 59:60] < 0.5, _c(0.06, 0.06, 0.07, device=dev),
                           torch.where(u[:, 59:60] < 0.8, _c(0.32, 0.18, 0.08, device=dev), _c(0.70, 0.60, 0.35, device=dev)))
 
-    comp = _Compositor(b, res, res, dev)
+    comp = Compositor(fr, soft)
+    bald = at(A_BALD)
+    bald_cut = -0.12
+
+    def bald_clip(d, y):  # Bald removes hair above the temples (keeps side hair)
+        return torch.maximum(d, (bald_cut - y) * bald - 10 * (1 - bald))
 
     # ---- hat ----------------------------------------------------------------------------
-    brim_y = -0.29 - 0.02 * s(41)
-    d_dome = torch.maximum(_ellipse(x, y - (brim_y - 0.1), cr + 0.07, 0.27 + 0.08 * s(41)), y - brim_y)
-    d_brim = _ellipse(x, y - brim_y, cr + 0.14, 0.04)
-    d_hat = torch.minimum(d_dome, d_brim)
-    band = ((y > brim_y - 0.07) & (y < brim_y - 0.035)).float()
-    comp.add(cov(d_hat) * has_hat, P["hat"], rgb(c_hat),
-             shade=(0.75 + 0.25 * face_lam + 0.05 * blotch) * (1 - 0.35 * band))
+    w = W["hat"]
+    if hats and not w.empty:
+        x, y = w.x, w.y
+        d_dome = torch.maximum(ellipse(x, y - (brim_y - 0.1), cr + 0.07, hat_ry), y - brim_y)
+        d_hat = torch.minimum(d_dome, ellipse(x, y - brim_y, cr + 0.14, 0.04))
+        band_ = step(y - (brim_y - 0.07)) * step((brim_y - 0.035) - y)
+        vis = comp.layer(w, cov(d_hat) * has_hat, rgb(c_hat),
+                         shade=(0.75 + 0.25 * w.face_lam + 0.05 * w.blotch) * (1 - 0.35 * band_))
+        comp.label(w, vis, P["hat"])
 
     # ---- eyeglasses: frames only (clear lenses), label eye_g ------------------------------
-    gxr = erx + 0.035 + 0.012 * s(61)
-    gyr = 0.07 + 0.02 * s(61)
-    round_g = (s(60) < 0.5).float()
-    d_lens_e = _ellipse(ax - ex, y - ey, gxr, gyr)
-    qx, qy = (ax - ex).abs() - (gxr - 0.03), (y - ey).abs() - (gyr - 0.03)
-    d_lens_r = torch.sqrt(qx.clamp_min(0) ** 2 + qy.clamp_min(0) ** 2) + torch.minimum(torch.maximum(qx, qy), torch.zeros_like(qx)) - 0.03
-    d_lens = round_g * d_lens_e + (1 - round_g) * d_lens_r
-    ft = minw(torch.full_like(rx, 0.022))
-    gyb = ey - 0.02
-    d_frame = d_lens.abs() - ft / 2
-    d_bridge = torch.maximum((y - gyb).abs() - ft / 2, ax - (ex - gxr + 0.01))
-    d_arm = torch.maximum(torch.maximum((y - gyb).abs() - ft / 2, (ex + gxr - 0.01) - ax), ax - rx * 0.76)
-    d_g = torch.minimum(torch.minimum(d_frame, d_bridge), d_arm)
-    comp.add(cov(d_g) * at(A_GLASSES), P["eye_g"], rgb(c_frame), shade=0.8 + 0.4 * face_lam)
+    w = W["glass"]
+    if anyv(at(A_GLASSES)) and not w.empty:
+        x, y, ax = w.x, w.y, w.ax
+        round_g = (s(60) < 0.5).float()
+        d_lens_e = ellipse(ax - ex, y - ey, gxr, gyr)
+        d_lens_r = rbox((ax - ex).abs_() - (gxr - 0.03), (y - ey).abs_() - (gyr - 0.03), 0.03)
+        d_lens = round_g * d_lens_e + (1 - round_g) * d_lens_r
+        gyb = ey - 0.02
+        d_frame = d_lens.abs_() - ft / 2
+        yb = (y - gyb).abs_() - ft / 2
+        d_bridge = torch.maximum(yb, ax - (ex - gxr + 0.01))
+        d_arm = torch.maximum(torch.maximum(yb, (ex + gxr - 0.01) - ax), ax - rx * 0.76)
+        d_g = torch.minimum(torch.minimum(d_frame, d_bridge), d_arm)
+        vis = comp.layer(w, cov(d_g) * at(A_GLASSES), rgb(c_frame), shade=0.8 + 0.4 * w.face_lam)
+        comp.label(w, vis, P["eye_g"])
 
-    # ---- hair geometry (front cap + bangs; back hair later) -------------------------------
-    bald_cut = -0.12
-    win = _ellipse(x - part_x * 0.3, y - 0.05, rx * 0.88, 0.33)          # forehead window
-    d_cap = torch.maximum(torch.maximum(_ellipse(x, y + 0.12, cr + vol, cr + vol), -win), y - (ey - 0.07))
-    fringe = -0.175 + 0.014 * torch.sin(x * 48 + ph1)
-    d_bangs = torch.maximum(win - 0.04, y - fringe)      # overlaps the cap edge: no seam
-    bald = at(A_BALD)
-    # Bald removes hair above the temples (keeps side hair); both cap and bangs.
-    d_cap = torch.maximum(d_cap, (bald_cut - y) * bald - 10 * (1 - bald))
-    d_bangs = torch.maximum(d_bangs, (bald_cut - y) * bald - 10 * (1 - bald))
-    hair_lam = lambert(0.0, -0.1, cr + 0.25, cr + 0.4)
-    theta = torch.atan2(x - part_x, y + 0.75)
-    strands = torch.sin(theta * (70 + 40 * s(33)) + 1.8 * torch.sin(theta * 9 + s(34) * 6.283) + grain * 0.8)
-    hair_sh = 0.55 + 0.12 * strands + 0.55 * hair_lam + 0.08 * grain
-    comp.add(cov(d_bangs) * at(A_BANGS), P["hair"], rgb(hair_c), shade=hair_sh)
+    # ---- bangs (front hair over the forehead) -------------------------------------------
+    w = W["bangs"]
+    if anyv(at(A_BANGS)) and not w.empty:
+        x, y = w.x, w.y
+        win = ellipse(x - part_x * 0.3, y - 0.05, rx * 0.88, 0.33)          # forehead window
+        fringe = -0.175 + 0.014 * fr.wave(w, 48, 0, ph1)
+        d_bangs = bald_clip(torch.maximum(win - 0.04, y - fringe), y)
+        vis = comp.layer(w, cov(d_bangs) * at(A_BANGS), rgb(hair_c), shade=w.hair_sh)
+        comp.accumulate(w, vis, P["hair"])
 
     # ---- nose -------------------------------------------------------------------------
-    tn = ((y - ey) / (ny - ey)).clamp(0, 1)
-    d_bridge_n = torch.maximum(torch.maximum(ax - (0.022 + (nw - 0.022) * tn ** 2), ey + 0.04 - y), y - ny)
-    d_tip = _ellipse(x, y - (ny - 0.015), nw, 0.038)
-    d_nose = torch.minimum(d_bridge_n, d_tip)
-    nostril = _bump(((ax - nw * 0.55) / 0.028) ** 2 + ((y - ny - 0.005) / 0.017) ** 2)
-    side = _bump(((ax - 0.025 - (nw - 0.03) * tn) / 0.017) ** 2) * (y < ny - 0.02).float()
-    comp.add(cov(d_nose), P["nose"], rgb(skin),
-             shade=face_lam * 0.45 + 0.6 - 0.45 * nostril - 0.12 * side + 0.05 * blotch)
+    w = W["nose"]
+    if not w.empty:
+        x, y, ax = w.x, w.y, w.ax
+        tn = ((y - ey) / (ny - ey)).clamp_(0, 1)
+        tn2 = tn * tn
+        d_bridge_n = torch.maximum(torch.maximum(ax - (0.022 + (nw - 0.022) * tn2), ey + 0.04 - y), y - ny)
+        d_nose = torch.minimum(d_bridge_n, ellipse(x, y - (ny - 0.015), nw, 0.038))
+        q1, q2 = (ax - nw * 0.55) / 0.028, (y - ny - 0.005) / 0.017
+        nostril = bump(q1 * q1 + q2 * q2)
+        q3 = (ax - 0.025 - (nw - 0.03) * tn) / 0.017
+        side = bump(q3 * q3) * step(ny - 0.02 - y)
+        vis = comp.layer(w, cov(d_nose), rgb(skin),
+                         shade=w.face_lam * 0.45 + 0.6 - 0.45 * nostril - 0.12 * side + 0.05 * w.blotch)
+        comp.label(w, vis, P["nose"])
 
     # ---- mustache (skin class, own facial-hair colour) ---------------------------------------
-    mst_top = ny + 0.018 + 0.03 * (ax / mw0) ** 2
-    mst_bot = my - 0.012 + 0.045 * (ax / mw0) ** 2
-    d_mst = torch.maximum(_band(y, mst_top, mst_bot), ax - mw0 * 1.12)
-    comp.add(cov(d_mst) * at(A_MUSTACHE), P["skin"], rgb(c_fac),
-             shade=0.8 + 0.2 * torch.sin(x * 160 + grain) + 0.2 * face_lam)
+    w = W["must"]
+    if anyv(at(A_MUSTACHE)) and not w.empty:
+        x, y, ax = w.x, w.y, w.ax
+        q = ax / mw0
+        q = q * q
+        d_mst = torch.maximum(band(y, ny + 0.018 + 0.03 * q, my - 0.012 + 0.045 * q), ax - mw0 * 1.12)
+        vis = comp.layer(w, cov(d_mst) * at(A_MUSTACHE), rgb(c_fac),
+                         shade=0.8 + 0.2 * torch.sin(x * 160 + w.grain) + 0.2 * w.face_lam)
+        comp.accumulate(w, vis, P["skin"])
 
     # ---- mouth: lips and the gap ----------------------------------------------------------
-    mw = mw0 * (1 + 0.2 * smile)
-    tt = (ax / mw).clamp(max=1.0)
-    prof = torch.sqrt((1 - tt * tt).clamp_min(0))
-    ym = my - (0.065 * smile + 0.004) * tt * tt + 0.014 * smile * (1 - tt * tt)
-    gap = (0.05 + 0.012 * smile) * mopen * prof
-    bow = 0.008 * _bump((x / 0.035) ** 2)
-    d_ul = torch.maximum(_band(y, ym - tu * prof + bow, ym), ax - mw)
-    d_gap = torch.maximum(_band(y, ym, ym + gap), ax - mw)
-    d_ll = torch.maximum(_band(y, ym + gap, ym + gap + tl * prof), ax - mw)
-    lip_sh = 0.75 + 0.3 * face_lam
-    comp.add(cov(d_ul), P["u_lip"], rgb(c_lip), shade=lip_sh * 0.9)
-    comp.add(cov(d_ll), P["l_lip"], rgb(c_lip),
-             shade=lip_sh * (1.05 + 0.1 * _bump(((y - ym - gap - tl * 0.4 * prof) / 0.014) ** 2)))
-    teeth = cov(y - (ym + 0.45 * gap)) * smile
-    comp.add(cov(d_gap) * teeth, P["mouth"], _c(0.88, 0.86, 0.8, device=dev).view(1, 3, 1, 1))
-    comp.add(cov(d_gap), P["mouth"], _c(0.22, 0.05, 0.06, device=dev).view(1, 3, 1, 1))
+    w = W["mouth"]
+    if not w.empty:
+        x, y, ax = w.x, w.y, w.ax
+        mw = mw0 * (1 + 0.2 * smile)
+        tt = (ax / mw).clamp_(max=1.0)
+        tt2 = tt * tt
+        prof = (1 - tt2).clamp_min_(0).sqrt_()
+        ym = my - (0.065 * smile + 0.004) * tt2 + 0.014 * smile * (1 - tt2)
+        gap = (0.05 + 0.012 * smile) * mopen * prof
+        xb = x / 0.035
+        bow = 0.008 * bump(xb * xb)
+        side_ = ax - mw
+        d_ul = torch.maximum(band(y, ym - tu * prof + bow, ym), side_)
+        d_gap = torch.maximum(band(y, ym, ym + gap), side_)
+        d_ll = torch.maximum(band(y, ym + gap, ym + gap + tl * prof), side_)
+        lip_sh = 0.75 + 0.3 * w.face_lam
+        comp.label(w, comp.layer(w, cov(d_ul), rgb(c_lip), shade=lip_sh * 0.9), P["u_lip"])
+        ql = (y - ym - gap - tl * 0.4 * prof) / 0.014
+        comp.label(w, comp.layer(w, cov(d_ll), rgb(c_lip), shade=lip_sh * (1.05 + 0.1 * bump(ql * ql))),
+                   P["l_lip"])
+        c_gap = cov(d_gap)
+        v = comp.layer(w, c_gap * (cov(y - (ym + 0.45 * gap)) * smile), const(0.88, 0.86, 0.8))   # teeth
+        v = v + comp.layer(w, c_gap, const(0.22, 0.05, 0.06))
+        comp.label(w, v, P["mouth"])
 
     # ---- eyes ---------------------------------------------------------------------------
-    d_eye = _ellipse(ax - ex, y - ey, erx, ery)
-    ce = cov(d_eye)
-    ir = ery * 0.95
-    d_iris = _ellipse(ax - ex, y - ey, ir, ir)
-    d_pupil = _ellipse(ax - ex, y - ey, ir * 0.45, ir * 0.45)
-    lid = cov(y - (ey - ery * (0.45 - 0.25 * (1 - male))))          # women: thicker liner
-    comp.add(torch.minimum(ce, cov(d_pupil)), P["l_eye"], _c(0.03, 0.03, 0.03, device=dev).view(1, 3, 1, 1), left)
-    comp.add(torch.minimum(ce, lid), P["l_eye"], _c(0.12, 0.08, 0.07, device=dev).view(1, 3, 1, 1), left)
-    comp.add(torch.minimum(ce, cov(d_iris)), P["l_eye"], rgb(c_iris), left)
-    comp.add(ce, P["l_eye"], _c(0.90, 0.88, 0.85, device=dev).view(1, 3, 1, 1), left, shade=0.75 + 0.25 * face_lam)
+    w = W["eye"]
+    if not w.empty:
+        y, axe = w.y, w.ax - ex
+        ye = y - ey
+        ce = cov(ellipse(axe, ye, erx, ery))
+        ir = ery * 0.95
+        lid = cov(y - (ey - ery * (0.45 - 0.25 * (1 - male))))          # women: thicker liner
+        v = comp.layer(w, torch.minimum(ce, cov(ellipse(axe, ye, ir * 0.45, ir * 0.45))), const(0.03, 0.03, 0.03))
+        v = v + comp.layer(w, torch.minimum(ce, lid), const(0.12, 0.08, 0.07))
+        v = v + comp.layer(w, torch.minimum(ce, cov(ellipse(axe, ye, ir, ir))), rgb(c_iris))
+        v = v + comp.layer(w, ce, const(0.90, 0.88, 0.85), shade=0.75 + 0.25 * w.face_lam)
+        comp.label(w, v, P["l_eye"], split=True)
 
     # ---- eyebrows (own facial-hair colour); Bushy: thicker, longer, denser --------------------
-    bushy = at(A_BUSHY)
-    bxc = ex + 0.005
-    bl = (0.085 + 0.01 * s(20)) * (1 + 0.12 * bushy)
-    arch = 0.015 + 0.03 * s(19)
-    tb = ((ax - bxc) / bl).clamp(-1, 1)
-    ybc = by - arch * (1 - tb * tb) - 0.012 * bushy
-    thick = (0.036 + 0.014 * male) * (1 + 0.9 * bushy) * (1 - 0.35 * ((ax - bxc) / bl).clamp(0, 1))
-    d_brow = torch.maximum((y - ybc).abs() - minw(thick) / 2, (ax - bxc).abs() - bl)
-    alpha = 0.75 + 0.2 * bushy      # brow hair over skin
-    vis = comp.add(cov(d_brow), P["l_brow"], rgb(c_fac), left,
-                   shade=alpha * ((0.95 - 0.35 * bushy) + 0.15 * torch.sin(x * 140 + y * 40)))
-    comp.paint(vis * (1 - alpha) * face_lam, rgb(skin))
+    w = W["brow"]
+    if not w.empty:
+        x, y, ax = w.x, w.y, w.ax
+        bushy = at(A_BUSHY)
+        bl = bl0 * (1 + 0.12 * bushy)
+        dx = ax - bxc
+        tb = (dx / bl).clamp(-1, 1)
+        ybc = by - arch * (1 - tb * tb) - 0.012 * bushy
+        thick = (0.036 + 0.014 * male) * (1 + 0.9 * bushy) * (1 - 0.35 * (dx / bl).clamp_(0, 1))
+        d_brow = torch.maximum((y - ybc).abs_() - minw(thick) / 2, dx.abs() - bl)
+        alpha = 0.75 + 0.2 * bushy      # brow hair over skin
+        vis = comp.layer(w, cov(d_brow), rgb(c_fac),
+                         shade=alpha * ((0.95 - 0.35 * bushy) + 0.15 * fr.wave(w, 140, 40)))
+        comp.paint(w, vis * (1 - alpha) * w.face_lam, rgb(skin))
+        comp.label(w, vis, P["l_brow"], split=True)
 
-    # ---- earrings and ears ---------------------------------------------------------------
-    ecx = rx * 0.97
-    d_ering = _ellipse(ax - (ecx + 0.004), y - (ear_y + ear_ry + 0.02), torch.maximum(0.024 + 0 * rx, 0.8 * px),
-                       torch.maximum(0.03 + 0 * rx, 0.8 * px))
-    comp.add(cov(d_ering) * has_earring, P["ear_r"], rgb(c_metal), shade=0.75 + 0.5 * face_lam)
-    d_ear = _ellipse(ax - ecx, y - ear_y, ear_rx, ear_ry)
-    inner = _bump(((ax - ecx - 0.008) / (ear_rx * 0.7)) ** 2 + ((y - ear_y) / (ear_ry * 0.75)) ** 2)
-    comp.add(cov(d_ear), P["l_ear"], rgb(skin), left, shade=0.78 - 0.2 * inner + 0.08 * blotch)
+    # ---- earrings and ears (one window per side) ------------------------------------------
+    for side_name in ("ear_l", "ear_r"):
+        w = W[side_name]
+        if w.empty:
+            continue
+        ax, y = w.ax, w.y
+        side_ok = w.left if side_name == "ear_l" else 1 - w.left   # windows may overlap at low res
+        if rings:
+            d_ering = ellipse(ax - (ecx + 0.004), y - (ear_y + ear_ry + 0.02), ring_rx, ring_ry)
+            vis = comp.layer(w, cov(d_ering) * (has_earring * side_ok), rgb(c_metal),
+                             shade=0.75 + 0.5 * w.face_lam)
+            comp.label(w, vis, P["ear_r"])
+        q1, q2 = (ax - ecx - 0.008) / (ear_rx * 0.7), (y - ear_y) / (ear_ry * 0.75)
+        inner = bump(q1 * q1 + q2 * q2)
+        vis = comp.layer(w, cov(ellipse(ax - ecx, y - ear_y, ear_rx, ear_ry)) * side_ok, rgb(skin),
+                         shade=0.78 - 0.2 * inner + 0.08 * w.blotch)
+        comp.label(w, vis, P["l_ear"], split=True)
 
     # ---- cap hair (in front of the head skin, behind the ears) ----------------------------
-    comp.add(cov(d_cap), P["hair"], rgb(hair_c), shade=hair_sh)
+    w = W["cap"]
+    if not w.empty:
+        x, y = w.x, w.y
+        win = ellipse(x - part_x * 0.3, y - 0.05, rx * 0.88, 0.33)
+        d_cap = torch.maximum(torch.maximum(ellipse(x, y + 0.12, cr + vol, cr + vol), -win), y - (ey - 0.07))
+        vis = comp.layer(w, cov(bald_clip(d_cap, y)), rgb(hair_c), shade=w.hair_sh)
+        comp.accumulate(w, vis, P["hair"])
 
     # ---- head skin: face + cranium, with wrinkles, beard, blush ------------------------------
-    xj = x / (1 - taper * (y / ry).clamp(0, 1) ** 2)
-    d_face = torch.minimum(_ellipse(xj, y, rx, ry), _ellipse(x, y + 0.12, cr, cr))
-    wl = torch.maximum(torch.full_like(rx, 0.011), 0.55 * px)
+    wf = W["face"]
+    if not wf.empty:
+        wr = torch.zeros_like(comp.t)      # wrinkle strength (old / smile), zero outside its windows
 
-    def line(dist):  # a soft dark line profile, (1 - (d/w)^2)^2 on |d| < w (cheaper than exp)
-        return (1 - (dist / wl) ** 2).clamp_min(0) ** 2
+        def line(dist):  # a soft dark line profile, (1 - (d/w)^2)^2 on |d| < w (cheaper than exp)
+            q = dist / wl
+            return bump(q * q)
 
-    fore = sum(line(y - (-0.19 - 0.033 * k) - 0.006 * torch.sin(x * 25 + k)) for k in range(3)) * (ax < 0.2).float()
-    fold = line(_segment(ax, y, nw + 0.01, ny - 0.015, mw0 + 0.035, my + 0.03))
-    crow = line(_segment(ax, y, ex + erx + 0.012, ey, ex + erx + 0.06, ey - 0.025)) + line(
-        _segment(ax, y, ex + erx + 0.012, ey + 0.01, ex + erx + 0.06, ey + 0.035))
-    bag = line(y - (ey + ery + 0.028 - 0.015 * (1 - ((ax - ex) / erx).clamp(-1, 1) ** 2))) * ((ax - ex).abs() < erx).float()
-    wrinkle = old * (0.24 * fore + 0.32 * fold + 0.3 * crow + 0.25 * bag) + smile * 0.35 * fold
-    blush = _bump(((ax - ex - 0.01) / 0.11) ** 2 + ((y - ny + 0.01) / 0.085) ** 2) * (1 - male)
-    # beard: full (jaw + chin) or goatee (chin), facial-hair colour, only on face skin
-    beard_full = ((y - (0.05 + 0.14 * (1 - (ax / rx) ** 2))) / 0.03).clamp(0, 1)
-    beard_goat = ((y - (my + 0.045)) / 0.02).clamp(0, 1) * ((0.12 - ax) / 0.02).clamp(0, 1)
-    beard = (goatee * beard_goat + (1 - goatee) * beard_full) * (1 - at(A_NOBEARD)) * (0.85 + 0.15 * grain)
-    skin_sh = (0.5 + 0.55 * face_lam) * (1 + 0.035 * blotch + 0.05 * grain) * (1 - wrinkle)
-    vis = comp.add(cov(d_face), P["skin"], rgb(skin_face), shade=(1 - beard) * skin_sh)
-    comp.paint(vis * (1 - beard) * blush * 0.12, _c(0.6, -0.25, -0.2, device=dev).view(1, 3, 1, 1))
-    comp.paint(vis * beard * (0.75 + 0.25 * face_lam + 0.3 * torch.sin(x * 130 + y * 60 + grain)), rgb(c_fac))
+        if anyv(old):
+            w = W["fore"]
+            if not w.empty:
+                x, y = w.x, w.y
+                fore = sum(line(y - (-0.19 - 0.033 * k) - 0.006 * fr.wave(w, 25, 0, float(k))) for k in range(3))
+                wr[w.s] += old * 0.24 * fore * step(0.2 - w.ax)
+            w = W["crow"]
+            if not w.empty:
+                ax, y = w.ax, w.y
+                crow = line(segment(ax, y, ex + erx + 0.012, ey, ex + erx + 0.06, ey - 0.025)) + line(
+                    segment(ax, y, ex + erx + 0.012, ey + 0.01, ex + erx + 0.06, ey + 0.035))
+                wr[w.s] += old * 0.3 * crow
+            w = W["bag"]
+            if not w.empty:
+                ax, y = w.ax, w.y
+                q = ((ax - ex) / erx).clamp_(-1, 1)
+                bag = line(y - (ey + ery + 0.028 - 0.015 * (1 - q * q))) * step(erx - (ax - ex).abs_())
+                wr[w.s] += old * 0.25 * bag
+        w = W["fold"]
+        if (anyv(old) or anyv(smile)) and not w.empty:
+            fold = line(segment(w.ax, w.y, nw + 0.01, ny - 0.015, mw0 + 0.035, my + 0.03))
+            wr[w.s] += (old * 0.32 + smile * 0.35) * fold
+        beard = torch.zeros_like(comp.t)
+        w = W["beard"]
+        has_beard = (1 - at(A_NOBEARD))
+        if anyv(has_beard) and not w.empty:
+            ax, y = w.ax, w.y
+            q = ax / rx
+            beard_full = ((y - (0.05 + 0.14 * (1 - q * q))) / 0.03).clamp_(0, 1)
+            beard_goat = ((y - (my + 0.045)) / 0.02).clamp_(0, 1) * ((0.12 - ax) / 0.02).clamp_(0, 1)
+            beard[w.s] = (goatee * beard_goat + (1 - goatee) * beard_full) * has_beard * (0.85 + 0.15 * w.grain)
+        x, y = wf.x, wf.y
+        q = (y / ry).clamp(0, 1)
+        xj = x / (1 - taper * (q * q))
+        d_face = torch.minimum(ellipse(xj, y, rx, ry), ellipse(x, y + 0.12, cr, cr))
+        skin_sh = (0.5 + 0.55 * wf.face_lam) * (1 + 0.035 * wf.blotch + 0.05 * wf.grain) * (1 - wr[wf.s])
+        nobeard = 1 - beard[wf.s]
+        vis = comp.layer(wf, cov(d_face), rgb(skin_face), shade=nobeard * skin_sh)
+        comp.accumulate(wf, vis, P["skin"])
+        w = W["blush"].inter(wf)
+        if anyv(1 - male) and not w.empty:
+            q1, q2 = (w.ax - ex - 0.01) / 0.11, (w.y - ny + 0.01) / 0.085
+            blush = bump(q1 * q1 + q2 * q2) * (1 - male)
+            comp.paint(w, wf.crop(vis, w) * wf.crop(nobeard, w) * blush * 0.12, const(0.6, -0.25, -0.2))
+        w = W["beard"].inter(wf)
+        if anyv(has_beard) and not w.empty:
+            sh = 0.75 + 0.25 * w.face_lam + 0.3 * torch.sin(w.x * 130 + w.y * 60 + w.grain)
+            comp.paint(w, wf.crop(vis, w) * beard[w.s] * sh, rgb(c_fac))
+    comp.label_acc(skin_w, P["skin"])
 
     # ---- necklace, cloth, neck --------------------------------------------------------------
-    nk_y = 0.6 + 0.16 * (1 - (ax / neck_w).clamp(max=1) ** 2)
-    d_nk = torch.maximum((y - nk_y).abs() - minw(torch.full_like(rx, 0.024)) / 2, ax - neck_w - 0.03)
-    beads = 0.8 + 0.25 * torch.cos(x * 90)
-    comp.add(cov(d_nk) * has_necklace, P["neck_l"], rgb(c_neckl), shade=beads.expand_as(d_nk))
-    vneck = (s(46) < 0.5).float()
-    d_cl = _ellipse(x, y - 1.2, 1.05 + 0.1 * s(45), 0.6)
-    d_v = (y - (1.0 - 1.6 * ax)) / math.sqrt(1 + 1.6 ** 2)
-    d_round = _ellipse(x, y - 0.74, neck_w + 0.05, 0.13)
-    d_cloth = torch.maximum(d_cl, -(vneck * d_v + (1 - vneck) * d_round))
-    stripes = (s(47) < 0.3).float() * (torch.sin(y * 60) > 0.3).float()
-    comp.add(cov(d_cloth), P["cloth"], rgb(c_cloth), shade=0.8 + 0.25 * (-gx * torch.cos(la) * lstr) + 0.04 * grain
-             - 0.25 * stripes + 0.1 * torch.sin(x * 9 + y * 4))
-    d_neck = torch.maximum(ax - neck_w, 0.2 - y)
-    neck_sh = 0.55 + 0.3 * ((y - (ry + 0.02)) / 0.25).clamp(0, 1) - 0.1 * (ax / neck_w).clamp(max=1) ** 2
-    comp.add(cov(d_neck), P["neck"], rgb(skin), shade=neck_sh + 0.03 * blotch)
+    w = W["neckl"]
+    if anyv(has_necklace) and not w.empty:
+        x, y, ax = w.x, w.y, w.ax
+        q = (ax / neck_w).clamp(max=1)
+        nk_y = 0.6 + 0.16 * (1 - q * q)
+        d_nk = torch.maximum((y - nk_y).abs_() - nk_w, ax - neck_w - 0.03)
+        vis = comp.layer(w, cov(d_nk) * has_necklace, rgb(c_neckl), shade=0.8 + 0.25 * fr.wave(w, 90, 0, cos=True))
+        comp.label(w, vis, P["neck_l"])
+    w = W["cloth"]
+    if not w.empty:
+        x, y, ax = w.x, w.y, w.ax
+        vneck = (s(46) < 0.5).float()
+        d_cl = ellipse(x, y - 1.2, 1.05 + 0.1 * s(45), 0.6)
+        d_v = (y - (1.0 - 1.6 * ax)) / math.sqrt(1 + 1.6 ** 2)
+        d_round = ellipse(x, y - 0.74, neck_w + 0.05, 0.13)
+        d_cloth = torch.maximum(d_cl, -(vneck * d_v + (1 - vneck) * d_round))
+        stripes = (s(47) < 0.3).float() * step(fr.wave(w, 0, 60) - 0.3)
+        shade = (0.8 + 0.25 * (-fr.gx[..., w.c0:w.c1] * torch.cos(la) * lstr) + 0.04 * w.grain
+                 - 0.25 * stripes + 0.1 * fr.wave(w, 9, 4))
+        comp.label(w, comp.layer(w, cov(d_cloth), rgb(c_cloth), shade=shade), P["cloth"])
+    w = W["neck"]
+    if not w.empty:
+        x, y, ax = w.x, w.y, w.ax
+        d_neck = torch.maximum(ax - neck_w, 0.2 - y)
+        q = (ax / neck_w).clamp(max=1)
+        neck_sh = 0.55 + 0.3 * ((y - (ry + 0.02)) / 0.25).clamp_(0, 1) - 0.1 * (q * q)
+        comp.label(w, comp.layer(w, cov(d_neck), rgb(skin), shade=neck_sh + 0.03 * w.blotch), P["neck"])
 
     # ---- back hair (behind head and neck) ----------------------------------------------------
-    hbw = rx + vol + 0.05
-    qx2, qy2 = ax - (hbw - 0.12), (y - (hair_len - 0.15) / 2).abs() - ((hair_len + 0.15) / 2 - 0.12).clamp_min(0.01)
-    d_hb = torch.sqrt(qx2.clamp_min(0) ** 2 + qy2.clamp_min(0) ** 2) + torch.minimum(torch.maximum(qx2, qy2), torch.zeros_like(qx2)) - 0.12
-    d_hb = torch.maximum(d_hb, (bald_cut - y) * bald - 10 * (1 - bald))
-    comp.add(cov(d_hb), P["hair"], rgb(hair_c), shade=hair_sh * 0.8)
+    w = W["hairb"]
+    if not w.empty:
+        y, ax = w.y, w.ax
+        qx2 = ax - (hbw - 0.12)
+        qy2 = (y - (hair_len - 0.15) / 2).abs_() - ((hair_len + 0.15) / 2 - 0.12).clamp_min(0.01)
+        d_hb = bald_clip(rbox(qx2, qy2, 0.12), y)
+        vis = comp.layer(w, cov(d_hb), rgb(hair_c), shade=w.hair_sh * 0.8)
+        comp.accumulate(w, vis, P["hair"])
+    comp.label_acc(hair_w, P["hair"])
 
-    # ---- background ---------------------------------------------------------------------------
+    # ---- background (covers what is left) -------------------------------------------------------
     bga = s(50) * 6.283
-    tb_ = (0.5 + 0.5 * (gx * torch.cos(bga) + gy * torch.sin(bga))).clamp(0, 1)
-    bg_sh = 1 + 0.04 * grain + 0.05 * torch.sin(gx * 5 + ph1) * torch.sin(gy * 4 + ph2)
-    vis = comp.add(torch.ones_like(x), P["background"], rgb(c_bg1), shade=(1 - tb_) * bg_sh)
-    comp.paint(vis * tb_ * bg_sh, rgb(c_bg2))
+    gx, gy = fr.gx, fr.gy
+    tb_ = (0.5 + 0.5 * (gx * torch.cos(bga) + gy * torch.sin(bga))).clamp_(0, 1)
+    bg_sh = 0.04 * fr.fields["grain"] + (1 + 0.05 * torch.sin(gx * 5 + ph1) * torch.sin(gy * 4 + ph2))
+    vis = comp.t.clone()
+    wb = vis * bg_sh
+    comp.paint(fr.all, wb * (1 - tb_), rgb(c_bg1))
+    comp.paint(fr.all, wb * tb_, rgb(c_bg2))
+    comp.label(fr.all, vis, P["background"])
 
-    img = (comp.img * light[:, None]).clamp(0, 1)
-    return img, comp.soft
+    light = 1.0 + 0.16 * lstr * (gx * torch.cos(la) + gy * torch.sin(la))   # image-space gradient
+    img = comp.img.mul_(light[:, None]).clamp_(0, 1)
+    return img, comp.labels(), comp.soft
