@@ -30,7 +30,7 @@ def _render_loop(res: int, n: int, threads: int, compile_: bool, start: int = 0,
     import numpy as np
     import torch
 
-    from faceedit_bench.data.alloc import keep_freed_memory
+    from faceedit_bench.alloc import keep_freed_memory
     from faceedit_bench.data.synthfaces import render_batch
 
     torch.set_num_threads(threads)

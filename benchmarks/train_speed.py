@@ -1,40 +1,44 @@
-"""Training-iteration throughput: our AttGAN / StarGAN nets vs the official code (CPU, fp32).
+"""Training-iteration throughput: our AttGAN / StarGAN LightningModules vs the official code (CPU).
 
 One *iteration* = one generator update plus the discriminator updates before it, each on its own
 batch, as the official loops: AttGAN-PyTorch ``train.py`` alternates 5 ``trainD`` + 1 ``trainG``
 (6 batches); yunjey/stargan ``Solver.train`` does a D update every step and a G update every 5th
-(5 batches). Same losses, weights, optimiser (Adam, betas (0.5, 0.999)), batch, resolution and
-precision on both sides; data are random tensors made in advance (no loader cost on either side).
+(5 batches). Same architecture (full widths: AttGAN G 64 / D 64 / fc 1024, shortcut 1 / inject
+1, 13 attributes, the ``train.py`` default ReLU in D's FC; StarGAN G 64 / D 64, 6 res blocks,
+c_dim 5), losses and weights, optimiser (Adam, betas (0.5, 0.999)), batch, resolution and
+precision (fp32) on both sides; data are random tensors made in advance (no loader cost).
 
 Official side (never committed; pass the checkouts): AttGAN is the official ``attgan.AttGAN``
 class driven by the ``train.py`` loop body; StarGAN is the official ``solver.Solver.train()``
 itself, with a loader of the same random batches and sampling/saving/logging pushed out of range.
 
-Our side: :mod:`faceedit_bench.nets` with these equivalent-by-construction changes
-(see benchmarks/RESULTS.md):
-  1. the fake for the D update is made under ``torch.no_grad()`` (the official codes record a
-     graph for it and then detach it);
-  2. real and fake go through D in one batched forward (exact: the AttGAN D normalises per
-     instance, the StarGAN D has no norm);
-  3. D's parameters are frozen during the G update (AttGAN official does the same; StarGAN's
-     official G update also computes and discards D's weight gradients);
-  4. Adam with ``fused=True`` (one fused kernel per step instead of per-tensor loops);
-  5. the penalty's forward skips the unused attribute head (``forward_adv``) and the D backward
-     asks only for D's parameter gradients (none for the interpolated input);
-  6. StarGAN: the G update reuses ``G(x_real, c_trg)`` computed (with its graph) in the D update
-     of the same step, same batch, same G weights; the official code computes it twice. Outputs
-     and gradients are identical (IN uses instance statistics in training); only the IN running
-     buffers see that fake once instead of twice (they are unused in training and, by default,
-     at test);
-  7. optional ``--channels-last`` (slower on this CPU; off).
+Each side of each round runs in its own process (the library sets the CPU allocator
+process-wide, ``faceedit_bench.methods.base.tune_cpu_allocator``; the official code runs with the
+default allocator unless ``--official-malloc-tune``; ``--ours-no-malloc-tune`` turns ours off).
 
-    .venv/bin/python benchmarks/train_speed.py --official-attgan /tmp/official/AttGAN-PyTorch \
-        --official-stargan /tmp/official/stargan --res 64 --batch 8 --iters 3 --rounds 3
+Our side: the library's own ``faceedit_bench.methods`` AttGAN / StarGAN LightningModule, trained
+by a real ``lightning.Trainer.fit`` (manual optimisation, ``training_step`` as users run it) over
+the same batches, pre-made as super-batches; the speed mechanics are the methods' own (see
+``faceedit_bench.methods.base.AdversarialEditor``). Times are stamps taken at each
+``on_train_batch_start`` (so Lightning's per-step overhead is counted) and at the end of fit.
+
+Timing (process CPU time is the primary figure on a shared machine; 1 thread):
+
+    .venv/bin/python benchmarks/train_speed.py --official-attgan /tmp/official/AttGAN-PyTorch \\
+        --official-stargan /tmp/official/stargan --res 64 --batch 8 --iters 2 --rounds 2
+
+Equivalence (``--check``): from the same weights and the same draws (targets, penalty alphas:
+ours are recorded and replayed into the official code), with SGD in place of Adam so parameter
+differences are gradient differences, one iteration of each side; prints max |Δθ| between the
+sides next to the parameters' movement.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import json
+import logging
 import os
 import statistics
 import sys
@@ -44,15 +48,12 @@ import types
 from pathlib import Path
 
 import torch
-import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from faceedit_bench.nets import (AttGANDiscriminator, AttGANGenerator,  # noqa: E402
-                                 StarGANDiscriminator, StarGANGenerator)
 
 N_D = 5
 N_ATTRS_ATTGAN = 13  # the official D hard-codes 13 outputs
-C_DIM = 5
+STARGAN_ATTRS = ("Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young")  # solver.py default
 
 
 def make_batches(n: int, batch: int, res: int, n_attrs: int, seed: int = 0):
@@ -61,74 +62,96 @@ def make_batches(n: int, batch: int, res: int, n_attrs: int, seed: int = 0):
              torch.randint(0, 2, (batch, n_attrs), generator=g).float()) for _ in range(n)]
 
 
-def gradient_penalty(d_adv, x: torch.Tensor) -> torch.Tensor:
-    """WGAN-GP ``E[(||grad_x D(x)||_2 - 1)^2]`` on the adversarial output (both official codes)."""
-    x = x.requires_grad_(True)
-    out = d_adv(x)
-    grad = torch.autograd.grad(out, x, torch.ones_like(out), create_graph=True)[0]
-    return ((grad.flatten(1).norm(2, dim=1) - 1.0) ** 2).mean()
+# ----------------------------------------------------------------------------- ours
+def build_ours(method: str, res: int, channels_last: bool = False, seed: int = 0):
+    """Our LightningModule with the official architecture (constant lr: no decay in range)."""
+    from faceedit_bench.methods import build_method
+
+    torch.manual_seed(seed)
+    common = dict(res=res, schedule="constant", max_iters=10**6, channels_last=channels_last,
+                  n_critic=N_D)
+    if method == "attgan":
+        return build_method(
+            "attgan", **common,
+            generator=dict(enc_dim=64, dec_dim=64, enc_layers=5, dec_layers=5, shortcut_layers=1,
+                           inject_layers=1),
+            discriminator=dict(dim=64, fc_dim=1024, n_layers=5, fc_acti_fn="relu"))
+    return build_method("stargan", **common, attrs=STARGAN_ATTRS,
+                        generator=dict(conv_dim=64, repeat_num=6),
+                        discriminator=dict(conv_dim=64, repeat_num=6))
 
 
-def _adam(params):
-    return torch.optim.Adam(params, lr=2e-4, betas=(0.5, 0.999), fused=True)
+class _SuperBatches(torch.utils.data.Dataset):
+    """Pre-made super-batches (one iteration each), yielded as they are (``batch_size=None``)."""
+
+    def __init__(self, batches, per_it: int) -> None:
+        self.items = [{"image": torch.cat([x for x, _ in batches[k:k + per_it]]),
+                       "attrs": torch.cat([a for _, a in batches[k:k + per_it]])}
+                      for k in range(0, len(batches) - per_it + 1, per_it)]
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+    def __getitem__(self, i: int) -> dict:
+        return self.items[i]
 
 
-# ----------------------------------------------------------------------------- AttGAN
-class OursAttGAN:
-    """AttGAN-PyTorch ``trainD``/``trainG`` losses (wgan mode) on our nets, faster mechanics."""
+class _Stamps:
+    """Lightning callback: (wall, CPU) at each training batch start and at the end of fit."""
 
-    def __init__(self, res: int, channels_last: bool):
-        self.G = AttGANGenerator(img_size=res, shortcut_layers=1, inject_layers=1).train()
-        self.D = AttGANDiscriminator(img_size=res, fc_acti_fn="relu").train()  # train.py default
-        self.cl = channels_last
-        if channels_last:
-            self.G.to(memory_format=torch.channels_last)
-            self.D.to(memory_format=torch.channels_last)
-        self.d_params = list(self.D.parameters())
-        self.opt_G, self.opt_D = _adam(self.G.parameters()), _adam(self.d_params)
+    def __new__(cls):
+        import lightning.pytorch as pl
 
-    def _x(self, x):
-        return x.contiguous(memory_format=torch.channels_last) if self.cl else x
+        class Stamps(pl.Callback):
+            def __init__(self) -> None:
+                self.stamps: list[tuple[float, float]] = []
 
-    def step(self, it: int, img_a, att_a):
-        img_a = self._x(img_a)
-        att_b = att_a[torch.randperm(len(att_a))]
-        att_a_, att_b_ = (att_a * 2 - 1) * 0.5, (att_b * 2 - 1) * 0.5
-        if (it + 1) % (N_D + 1) != 0:
-            self.D.requires_grad_(True)
-            with torch.no_grad():
-                fake = self.G(img_a, att_b_)
-            b = img_a.size(0)
-            adv, cls = self.D(torch.cat([img_a, fake]))
-            wd = adv[:b].mean() - adv[b:].mean()
-            alpha = torch.rand(b, 1, 1, 1)
-            gp = gradient_penalty(self.D.forward_adv, img_a + alpha * (fake - img_a))
-            d_loss = -wd + 10.0 * gp + F.binary_cross_entropy_with_logits(cls[:b], att_a)
-            self.opt_D.zero_grad(set_to_none=True)
-            d_loss.backward(inputs=self.d_params)  # no grad for the interpolate leaf
-            self.opt_D.step()
-        else:
-            self.D.requires_grad_(False)
-            zs = self.G(img_a, mode="enc")
-            fake = self.G(zs, att_b_, mode="dec")
-            rec = self.G(zs, att_a_, mode="dec")
-            adv, cls = self.D(fake)
-            g_loss = (-adv.mean() + 10.0 * F.binary_cross_entropy_with_logits(cls, att_b)
-                      + 100.0 * F.l1_loss(rec, img_a))
-            self.opt_G.zero_grad(set_to_none=True)
-            g_loss.backward()
-            self.opt_G.step()
+            def on_train_batch_start(self, *args) -> None:
+                self.stamps.append((time.perf_counter(), time.process_time()))
+
+            def on_train_end(self, *args) -> None:
+                self.stamps.append((time.perf_counter(), time.process_time()))
+
+        return Stamps()
+
+
+def fit_ours(method, batches, per_it: int) -> tuple[list[float], list[float]]:
+    """``Trainer.fit`` over ``batches`` (grouped ``per_it`` to an iteration); per-iteration
+    (wall, CPU) seconds."""
+    import lightning.pytorch as pl
+
+    from faceedit_bench.callbacks import StopAtIteration
+
+    data = _SuperBatches(batches, per_it)
+    stamps = _Stamps()
+    trainer = pl.Trainer(accelerator="cpu", devices=1, max_epochs=1, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False,
+                         enable_model_summary=False, num_sanity_val_steps=0, limit_val_batches=0,
+                         precision="32-true", callbacks=[StopAtIteration(len(data)), stamps])
+    loader = torch.utils.data.DataLoader(data, batch_size=None, shuffle=False)
+    trainer.fit(method, train_dataloaders=loader)
+    if method.iteration != len(data):
+        raise RuntimeError(f"ours ran {method.iteration} iterations, expected {len(data)}")
+    s = stamps.stamps
+    return ([s[k + 1][0] - s[k][0] for k in range(len(data))],
+            [s[k + 1][1] - s[k][1] for k in range(len(data))])
+
+
+# ----------------------------------------------------------------------------- official
+def _import_official(repo: Path) -> None:
+    if str(repo) not in sys.path:
+        sys.path.insert(0, str(repo))
+    try:
+        import torchsummary  # noqa: F401
+    except ImportError:  # AttGAN-PyTorch only uses it to print a summary
+        sys.modules["torchsummary"] = types.SimpleNamespace(summary=lambda *a, **k: None)
 
 
 class OfficialAttGAN:
     """The official ``attgan.AttGAN`` (AttGAN-PyTorch) with the ``train.py`` loop body."""
 
     def __init__(self, res: int, repo: Path):
-        sys.path.insert(0, str(repo))
-        try:
-            import torchsummary  # noqa: F401
-        except ImportError:  # only used to print a summary
-            sys.modules["torchsummary"] = types.SimpleNamespace(summary=lambda *a, **k: None)
+        _import_official(repo)
         import attgan
         args = argparse.Namespace(
             mode="wgan", gpu=False, multi_gpu=False, lambda_1=100.0, lambda_2=10.0,
@@ -137,11 +160,13 @@ class OfficialAttGAN:
             n_attrs=N_ATTRS_ATTGAN, shortcut_layers=1, inject_layers=1, img_size=res, dis_dim=64,
             dis_norm="instancenorm", dis_acti="lrelu", dis_fc_dim=1024, dis_fc_norm="none",
             dis_fc_acti="relu", dis_layers=5, lr=2e-4, betas=(0.5, 0.999))
-        self.m = attgan.AttGAN(args)
+        with contextlib.redirect_stdout(io.StringIO()):
+            self.m = attgan.AttGAN(args)
         self.m.train()
 
-    def step(self, it: int, img_a, att_a):
-        att_b = att_a[torch.randperm(len(att_a))]
+    def step(self, it: int, img_a, att_a, perm=None):
+        """``train.py``: targets = labels permuted (``perm``: a given permutation), ±thres_int."""
+        att_b = att_a[torch.randperm(len(att_a)) if perm is None else perm].contiguous()
         att_a_, att_b_ = (att_a * 2 - 1) * 0.5, (att_b * 2 - 1) * 0.5
         if (it + 1) % (N_D + 1) != 0:
             self.m.trainD(img_a, att_a, att_a_, att_b, att_b_)
@@ -149,54 +174,15 @@ class OfficialAttGAN:
             self.m.trainG(img_a, att_a, att_a_, att_b, att_b_)
 
 
-# ----------------------------------------------------------------------------- StarGAN
-def _cls_loss(logit, target):
-    return F.binary_cross_entropy_with_logits(logit, target, reduction="sum") / logit.size(0)
-
-
-class OursStarGAN:
-    """yunjey/stargan ``Solver.train`` losses (CelebA) on our nets, faster mechanics."""
-
-    def __init__(self, res: int, channels_last: bool):
-        self.G = StarGANGenerator(c_dim=C_DIM).train()
-        self.D = StarGANDiscriminator(image_size=res, c_dim=C_DIM).train()
-        self.cl = channels_last
-        if channels_last:
-            self.G.to(memory_format=torch.channels_last)
-            self.D.to(memory_format=torch.channels_last)
-        self.d_params = list(self.D.parameters())
-        self.opt_G = torch.optim.Adam(self.G.parameters(), 1e-4, (0.5, 0.999), fused=True)
-        self.opt_D = torch.optim.Adam(self.d_params, 1e-4, (0.5, 0.999), fused=True)
-
-    def step(self, i: int, x_real, label_org):
-        if self.cl:
-            x_real = x_real.contiguous(memory_format=torch.channels_last)
-        label_trg = label_org[torch.randperm(label_org.size(0))]
-        b = x_real.size(0)
-        g_next = (i + 1) % N_D == 0
-        self.D.requires_grad_(True)
-        if g_next:  # the G update below needs G(x_real, c_trg) again: keep this graph
-            x_fake_g = self.G(x_real, label_trg)
-            x_fake = x_fake_g.detach()
-        else:
-            with torch.no_grad():
-                x_fake = self.G(x_real, label_trg)
-        src, cls = self.D(torch.cat([x_real, x_fake]))
-        alpha = torch.rand(b, 1, 1, 1)
-        gp = gradient_penalty(self.D.forward_adv, alpha * x_real + (1 - alpha) * x_fake)
-        d_loss = -src[:b].mean() + src[b:].mean() + _cls_loss(cls[:b], label_org) + 10.0 * gp
-        self.opt_D.zero_grad(set_to_none=True)
-        d_loss.backward(inputs=self.d_params)
-        self.opt_D.step()
-        if g_next:
-            self.D.requires_grad_(False)
-            src, cls = self.D(x_fake_g)  # the updated D, as the official G update
-            x_rec = self.G(x_fake_g, label_org)
-            g_loss = (-src.mean() + 10.0 * (x_real - x_rec).abs().mean()
-                      + _cls_loss(cls, label_trg))
-            self.opt_G.zero_grad(set_to_none=True)
-            g_loss.backward()
-            self.opt_G.step()
+def time_steps(model, batches) -> tuple[list[float], list[float]]:
+    """Wall and process-CPU seconds of each official AttGAN step."""
+    wall, cpu = [], []
+    for i, (x, a) in enumerate(batches):
+        t, c = time.perf_counter(), time.process_time()
+        model.step(i, x, a)
+        wall.append(time.perf_counter() - t)
+        cpu.append(time.process_time() - c)
+    return wall, cpu
 
 
 class _StampedLoader:
@@ -211,45 +197,142 @@ class _StampedLoader:
             yield b
 
 
-def run_official_stargan(repo: Path, res: int, batches, workdir: Path):
-    """Run the official ``Solver.train()`` over ``batches`` (the first is its fixed sample batch).
-
-    Returns (wall, cpu) seconds per D step, from the times each batch was taken."""
-    sys.path.insert(0, str(repo))
+def official_stargan_solver(repo: Path, res: int, batches, workdir: Path):
+    """The official ``Solver`` over ``batches`` (the first is its fixed sample batch)."""
+    _import_official(repo)
     from solver import Solver  # yunjey/stargan
     loader = _StampedLoader(batches)
-    n = len(batches) - 1  # batch 0 is x_fixed
     cfg = argparse.Namespace(
-        c_dim=C_DIM, c2_dim=8, image_size=res, g_conv_dim=64, d_conv_dim=64, g_repeat_num=6,
-        d_repeat_num=6, lambda_cls=1.0, lambda_rec=10.0, lambda_gp=10.0, dataset="CelebA",
-        batch_size=batches[0][0].size(0), num_iters=n, num_iters_decay=0, g_lr=1e-4, d_lr=1e-4,
-        n_critic=N_D, beta1=0.5, beta2=0.999, resume_iters=None,
-        selected_attrs=["Black_Hair", "Blond_Hair", "Brown_Hair", "Male", "Young"],
-        test_iters=0, use_tensorboard=False, log_dir=str(workdir), sample_dir=str(workdir),
+        c_dim=len(STARGAN_ATTRS), c2_dim=8, image_size=res, g_conv_dim=64, d_conv_dim=64,
+        g_repeat_num=6, d_repeat_num=6, lambda_cls=1.0, lambda_rec=10.0, lambda_gp=10.0,
+        dataset="CelebA", batch_size=batches[0][0].size(0), num_iters=len(batches) - 1,
+        num_iters_decay=0, g_lr=1e-4, d_lr=1e-4, n_critic=N_D, beta1=0.5, beta2=0.999,
+        resume_iters=None, selected_attrs=list(STARGAN_ATTRS), test_iters=0,
+        use_tensorboard=False, log_dir=str(workdir), sample_dir=str(workdir),
         model_save_dir=str(workdir), result_dir=str(workdir), log_step=10**9,
         sample_step=10**9, model_save_step=10**9, lr_update_step=10**9)
-    import contextlib
-    import io
     with contextlib.redirect_stdout(io.StringIO()):  # it prints the networks
         solver = Solver(loader, None, cfg)
+    return solver, loader
+
+
+def run_official_stargan(repo: Path, res: int, batches, workdir: Path):
+    """Run the official ``Solver.train()``; (wall, CPU) seconds per D step from the batch stamps."""
+    solver, loader = official_stargan_solver(repo, res, batches, workdir)
+    with contextlib.redirect_stdout(io.StringIO()):
         solver.train()
+    n = len(batches) - 1  # batch 0 is x_fixed
     s = loader.stamps + [(time.perf_counter(), time.process_time())]
     return ([s[k + 1][0] - s[k][0] for k in range(1, 1 + n)],
             [s[k + 1][1] - s[k][1] for k in range(1, 1 + n)])
 
 
+# ----------------------------------------------------------------------------- equivalence
+class _Replay:
+    """Records our draws (target permutations, penalty alphas) and replays them officially."""
+
+    def __init__(self) -> None:
+        self.perms: list[torch.Tensor] = []
+        self.alphas: list[torch.Tensor] = []
+
+    def instrument(self, method, module) -> None:
+        """Wrap ``module.shuffled_targets`` (same RNG use) and ``method.rand`` to record."""
+        def shuffled(attrs, generator=None):
+            perm = torch.randperm(attrs.shape[0], generator=generator).to(attrs.device)
+            self.perms.append(perm)
+            return attrs[perm]
+
+        rand = method.rand
+
+        def rec_rand(*shape, rng, like):
+            out = rand(*shape, rng=rng, like=like)
+            self.alphas.append(out.clone())
+            return out
+
+        module.shuffled_targets = shuffled
+        method.rand = rec_rand
+
+    @contextlib.contextmanager
+    def patched_torch(self, alpha_map=lambda a: a):
+        """``torch.randperm`` / ``torch.rand`` return the recorded draws in order."""
+        perms, alphas = iter(self.perms), iter(self.alphas)
+        orig = torch.randperm, torch.rand
+        torch.randperm = lambda n, *a, **k: next(perms)
+        torch.rand = lambda *shape, **k: alpha_map(next(alphas))
+        try:
+            yield
+        finally:
+            torch.randperm, torch.rand = orig
+
+
+def _sgd(method, lr: float) -> None:
+    method.make_adam = lambda params, _lr: torch.optim.SGD(params, lr=lr)
+
+
+def _compare(ours: dict, theirs: dict, start: dict) -> dict:
+    """max |ours - theirs| and max |theirs - start| per player (parameters and buffers)."""
+    out = {}
+    for tag in ("G.", "D."):
+        keys = [k for k in start if k.startswith(tag) and start[k].is_floating_point()]
+        for kind, sel in (("params", [k for k in keys if "running" not in k]),
+                          ("buffers", [k for k in keys if "running" in k])):
+            if not sel:
+                continue
+            diff = max((ours[k] - theirs[k]).abs().max().item() for k in sel)
+            move = max((theirs[k] - start[k]).abs().max().item() for k in sel)
+            out[f"{tag[0]}_{kind}"] = {"max_abs_diff": diff, "max_abs_movement": move}
+    return out
+
+
+def check_attgan(repo: Path, res: int, batch: int, lr: float) -> dict:
+    import faceedit_bench.methods.attgan as mod
+
+    ours = build_ours("attgan", res)
+    off = OfficialAttGAN(res, repo)
+    off.m.G.load_state_dict(ours.G.state_dict())
+    off.m.D.load_state_dict(ours.D.state_dict())
+    off.m.optim_G = torch.optim.SGD(off.m.G.parameters(), lr=lr)
+    off.m.optim_D = torch.optim.SGD(off.m.D.parameters(), lr=lr)
+    start = {k: v.clone() for k, v in ours.state_dict().items()}
+    rep = _Replay()
+    rep.instrument(ours, mod)
+    _sgd(ours, lr)
+    batches = make_batches(N_D + 1, batch, res, N_ATTRS_ATTGAN, seed=123)
+    fit_ours(ours, batches, N_D + 1)
+    perms = list(rep.perms)
+    with rep.patched_torch():  # official alpha: a + alpha (b - a), as ours
+        for i, (x, a) in enumerate(batches):
+            off.step(i, x, a, perm=perms[i])
+    theirs = {**{f"G.{k}": v for k, v in off.m.G.state_dict().items()},
+              **{f"D.{k}": v for k, v in off.m.D.state_dict().items()}}
+    return _compare(ours.state_dict(), theirs, start)
+
+
+def check_stargan(repo: Path, res: int, batch: int, lr: float) -> dict:
+    import faceedit_bench.methods.stargan as mod
+
+    ours = build_ours("stargan", res)
+    batches = make_batches(N_D, batch, res, len(STARGAN_ATTRS), seed=123)
+    with tempfile.TemporaryDirectory() as tmp:
+        solver, _ = official_stargan_solver(repo, res, [batches[0]] + batches, Path(tmp))
+        solver.G.load_state_dict(ours.G.state_dict())
+        solver.D.load_state_dict(ours.D.state_dict())
+        solver.g_optimizer = torch.optim.SGD(solver.G.parameters(), lr=lr)
+        solver.d_optimizer = torch.optim.SGD(solver.D.parameters(), lr=lr)
+        start = {k: v.clone() for k, v in ours.state_dict().items()}
+        rep = _Replay()
+        rep.instrument(ours, mod)
+        _sgd(ours, lr)
+        fit_ours(ours, batches, N_D)
+        # official x_hat = alpha x + (1 - alpha) fake; ours x + alpha (fake - x)
+        with rep.patched_torch(alpha_map=lambda a: 1 - a), contextlib.redirect_stdout(io.StringIO()):
+            solver.train()
+    theirs = {**{f"G.{k}": v for k, v in solver.G.state_dict().items()},
+              **{f"D.{k}": v for k, v in solver.D.state_dict().items()}}
+    return _compare(ours.state_dict(), theirs, start)
+
+
 # ----------------------------------------------------------------------------- driver
-def time_steps(model, batches) -> tuple[list[float], list[float]]:
-    """Wall and process-CPU seconds of each step (CPU time is robust to other jobs' load)."""
-    wall, cpu = [], []
-    for i, (x, a) in enumerate(batches):
-        t, c = time.perf_counter(), time.process_time()
-        model.step(i, x, a)
-        wall.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
-    return wall, cpu
-
-
 def per_iteration(step_times: list[float], per_it: int, warm_its: int) -> float:
     """Mean seconds per iteration (``per_it`` consecutive steps), skipping ``warm_its`` iterations."""
     its = [sum(step_times[k:k + per_it]) for k in range(0, len(step_times) - per_it + 1, per_it)]
@@ -259,55 +342,108 @@ def per_iteration(step_times: list[float], per_it: int, warm_its: int) -> float:
     return statistics.mean(its)
 
 
+def _atomic_json(path: Path, obj) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(obj, indent=1))
+    os.replace(tmp, path)
+
+
+def run_side(a) -> dict:
+    """One side of one round (run in its own process: allocator settings are process-wide)."""
+    method, r = a.worker_method, a.worker_round
+    per_it = N_D + 1 if method == "attgan" else N_D
+    n_attrs = N_ATTRS_ATTGAN if method == "attgan" else len(STARGAN_ATTRS)
+    batches = make_batches((a.warmup + a.iters) * per_it, a.batch, a.res, n_attrs, seed=r)
+    if a.worker == "ours":
+        w, c = fit_ours(build_ours(method, a.res, a.channels_last, seed=r), batches, per_it)
+        per_it = 1  # fit_ours times whole iterations
+    else:
+        if a.official_malloc_tune:
+            from faceedit_bench.methods.base import tune_cpu_allocator
+            tune_cpu_allocator()
+        torch.manual_seed(r)
+        if method == "attgan":
+            w, c = time_steps(OfficialAttGAN(a.res, a.official_attgan), batches)
+        else:
+            with tempfile.TemporaryDirectory() as tmp:
+                w, c = run_official_stargan(a.official_stargan, a.res, [batches[0]] + batches,
+                                            Path(tmp))
+    return {"wall": per_iteration(w, per_it, a.warmup), "cpu": per_iteration(c, per_it, a.warmup)}
+
+
+def _spawn_side(side: str, method: str, r: int, argv: list[str], env: dict) -> dict:
+    import subprocess
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "side.json"
+        cmd = [sys.executable, str(Path(__file__).resolve()), *argv, "--worker", side,
+               "--worker-method", method, "--worker-round", str(r), "--out", str(out)]
+        proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"{side} {method} round {r} failed:\n{proc.stderr[-3000:]}")
+        return json.loads(out.read_text())
+
+
 def main(argv=None) -> dict:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--official-attgan", type=Path, help="checkout of elvisyjlin/AttGAN-PyTorch")
     p.add_argument("--official-stargan", type=Path, help="checkout of yunjey/stargan")
     p.add_argument("--res", type=int, default=64)
     p.add_argument("--batch", type=int, default=8)
-    p.add_argument("--iters", type=int, default=3, help="timed iterations per round")
+    p.add_argument("--iters", type=int, default=2, help="timed iterations per round")
     p.add_argument("--warmup", type=int, default=1, help="untimed iterations per round")
-    p.add_argument("--rounds", type=int, default=3, help="alternating official/ours rounds")
+    p.add_argument("--rounds", type=int, default=2, help="alternating official/ours rounds")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--channels-last", action="store_true")
     p.add_argument("--methods", default="attgan,stargan")
+    p.add_argument("--ours-no-malloc-tune", action="store_true",
+                   help="our side without the library's CPU allocator setting (FACEEDIT_MALLOC_TUNE=0)")
+    p.add_argument("--official-malloc-tune", action="store_true",
+                   help="give the official side the same allocator setting as ours")
+    p.add_argument("--check", action="store_true",
+                   help="equivalence instead of timing: one SGD iteration each side, same draws")
+    p.add_argument("--check-lr", type=float, default=1e-4)
     p.add_argument("--out", type=Path, help="write the numbers as JSON here (atomically)")
+    p.add_argument("--worker", choices=("official", "ours"), help=argparse.SUPPRESS)
+    p.add_argument("--worker-method", help=argparse.SUPPRESS)
+    p.add_argument("--worker-round", type=int, help=argparse.SUPPRESS)
+    argv = list(sys.argv[1:] if argv is None else argv)
     a = p.parse_args(argv)
     torch.set_num_threads(a.threads)
-    torch.manual_seed(0)
+    logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+    if a.worker:
+        res = run_side(a)
+        _atomic_json(a.out, res)
+        return res
     res = {"config": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(a).items()},
            "torch": torch.__version__, "cpus": os.cpu_count(), "load_avg_start": os.getloadavg()}
-    its = a.warmup + a.iters
+    passthrough = [x for i, x in enumerate(argv) if x != "--out" and (i == 0 or argv[i - 1] != "--out")]
+    env = {**os.environ, "OMP_NUM_THREADS": str(a.threads)}
     for method in a.methods.split(","):
+        if method not in ("attgan", "stargan"):
+            raise SystemExit(f"--methods: unknown method {method!r}; expected attgan and/or stargan")
         repo = a.official_attgan if method == "attgan" else a.official_stargan
         if repo is None or not repo.is_dir():
             raise SystemExit(f"--official-{method} must point at a checkout of the official code "
                              f"(got {repo})")
-        per_it = N_D + 1 if method == "attgan" else N_D
-        n_attrs = N_ATTRS_ATTGAN if method == "attgan" else C_DIM
+        if a.check:
+            fn = check_attgan if method == "attgan" else check_stargan
+            res[method] = {"check": fn(repo, a.res, a.batch, a.check_lr)}
+            print(f"{method} equivalence (SGD lr {a.check_lr}, one iteration): "
+                  f"{json.dumps(res[method]['check'])}", flush=True)
+            continue
         t = {k: [] for k in ("official_wall", "official_cpu", "ours_wall", "ours_cpu")}
-
-        def record(side, times):
-            t[f"{side}_wall"].append(per_iteration(times[0], per_it, a.warmup))
-            t[f"{side}_cpu"].append(per_iteration(times[1], per_it, a.warmup))
-
         for r in range(a.rounds):
-            batches = make_batches(its * per_it, a.batch, a.res, n_attrs, seed=r)
-            if method == "attgan":
-                off = OfficialAttGAN(a.res, repo)
-                record("official", time_steps(off, batches))
-                del off
-                ours = OursAttGAN(a.res, a.channels_last)
-            else:
-                with tempfile.TemporaryDirectory() as tmp:
-                    record("official", run_official_stargan(repo, a.res, [batches[0]] + batches,
-                                                            Path(tmp)))
-                ours = OursStarGAN(a.res, a.channels_last)
-            record("ours", time_steps(ours, batches))
-            del ours
+            for side in ("official", "ours"):
+                side_env = dict(env)
+                if side == "ours" and a.ours_no_malloc_tune:
+                    side_env["FACEEDIT_MALLOC_TUNE"] = "0"
+                got = _spawn_side(side, method, r, passthrough, side_env)
+                t[f"{side}_wall"].append(got["wall"])
+                t[f"{side}_cpu"].append(got["cpu"])
             print(f"{method} round {r}: s/it official {t['official_wall'][-1]:.2f} wall "
                   f"{t['official_cpu'][-1]:.2f} cpu; ours {t['ours_wall'][-1]:.2f} wall "
-                  f"{t['ours_cpu'][-1]:.2f} cpu", flush=True)
+                  f"{t['ours_cpu'][-1]:.2f} cpu (load {os.getloadavg()[0]:.1f})", flush=True)
         med = {k: statistics.median(v) for k, v in t.items()}
         res[method] = {"s_per_it": t, "median_s_per_it": med,
                        "speedup_cpu": med["official_cpu"] / med["ours_cpu"],
@@ -318,9 +454,7 @@ def main(argv=None) -> dict:
               flush=True)
     res["load_avg_end"] = os.getloadavg()
     if a.out:
-        tmp = a.out.with_suffix(".tmp")
-        tmp.write_text(json.dumps(res, indent=1))
-        os.replace(tmp, a.out)
+        _atomic_json(a.out, res)
     return res
 
 

@@ -100,7 +100,7 @@ def _chunk_job(args) -> int:
     out, n, res, seed, c, compile_ = args
     import torch
 
-    from .alloc import keep_freed_memory
+    from ..alloc import keep_freed_memory
 
     torch.set_num_threads(1)
     keep_freed_memory()

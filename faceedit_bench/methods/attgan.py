@@ -8,6 +8,11 @@ Targets ``b`` are the batch's labels shuffled; G sees ``(2b-1) * thres_int`` (th
 Adam(2e-4, β 0.5/0.999), 5 D steps per G step, each on a new batch; lr/10 after half of
 training (200 epochs, ``10**-(epoch//100)``).
 
+D update: fake under ``no_grad``, real and fake in one batched D forward (the default D uses
+instance norm without running statistics, i.e. per sample: exact; a batch-norm D would fall back
+to two forwards, :func:`.base.batch_independent`), the penalty through ``D.forward_adv``. G
+update: D frozen (``requires_grad=False``), one encoding for the edit and the reconstruction.
+
 Test intensity (``edit(intensity=None)``): ``test_int = 1`` (AttGAN v1 / AttGAN-PyTorch
 default): the non-edited attributes stay at ±0.5, the edited ones become ±test_int
 (:func:`.targets.attgan_test_code`). BatchNorm uses its running averages at test (TF
@@ -63,10 +68,9 @@ class AttGAN(AdversarialEditor):
         x, a = self.prep(batch["image"]), batch["attrs"].float()
         b = shuffled_targets(a, rng)
         code_b, _ = self.train_codes(a, b)
-        with torch.no_grad():
+        with torch.no_grad():  # the official code records this graph, then detaches it
             fake = self.generate(x, code_b.to(x.dtype))
-        real_adv, real_cls = self.dis_net(x)
-        fake_adv, _ = self.dis_net(fake)
+        (real_adv, real_cls), (fake_adv, _) = self.d_real_fake(x, fake)  # one forward (IN/LN D)
         wd = real_adv.mean() - fake_adv.mean()
         gp = self.gradient_penalty(x, fake, rng)
         cls = F.binary_cross_entropy_with_logits(real_cls.float(), a)

@@ -11,6 +11,14 @@ iterations. Adam(1e-4, β 0.5/0.999), batch 16; 200k official (D) iterations = 4
 decays linearly to 0 over the second half (the paper's intent: the official code's arithmetic,
 ``g_lr -= g_lr0 / num_iters_decay`` every 1000 steps, actually lowers it only by 0.1 %).
 
+Speed mechanics (exact, see :class:`.base.AdversarialEditor`): the D has no norm, so real and
+fake share one D forward; the fake of a D update is made without autograd, except in the last D
+update of an iteration, whose ``G(x, c')`` (with its graph) the G update reuses: same batch, same
+target, same G weights, so the same tensor the official G update recomputes; the second IN
+running-statistics update that recomputation would make is replayed (``reuse_fake``; off when a
+norm uses a cumulative average, ``momentum=None``). D is frozen during the G update (the
+official code computes D's weight gradients there and discards them).
+
 InstanceNorm pitfall (§3.1): the official IN layers track running statistics but the official
 test never calls ``.eval()``, so released outputs use per-instance statistics. By default
 (``generator.eval_running_stats: false``) our eval mode does the same, so ``edit()`` matches the
@@ -48,6 +56,9 @@ class StarGAN(AdversarialEditor):
         kwargs.setdefault("schedule", "linear")
         super().__init__(*args, **kwargs)
         self._last_target: tuple[torch.Tensor, torch.Tensor] | None = None
+        self._reused: dict | None = None
+        #: reuse the last D update's G(x, c') (with its graph) in the G update; see d_loss
+        self.reuse_fake = all(m.momentum is not None for m in self._tracked_norms())
 
     def default_loss_weights(self) -> dict[str, float]:
         return {"lambda_cls": 1.0, "lambda_rec": 10.0}
@@ -62,16 +73,54 @@ class StarGAN(AdversarialEditor):
     def test_code(self, src, tgt, intensity):
         return stargan_test_labels(src, tgt, intensity)
 
+    def _tracked_norms(self) -> list[torch.nn.Module]:
+        """G's norm layers with running statistics (the official IN tracks them)."""
+        from torch.nn.modules.batchnorm import _NormBase
+
+        return [m for m in self.G.modules() if isinstance(m, _NormBase) and m.track_running_stats]
+
+    def _fake_for_d(self, batch: dict, x: torch.Tensor, c_trg: torch.Tensor) -> torch.Tensor:
+        """``G(x, c')`` for a D update, detached.
+
+        Made under ``no_grad``, except in the D update whose batch and target the G update reuses
+        (``_d_step_feeds_g``): there G's graph is kept for :meth:`g_loss`, which would otherwise
+        recompute ``G(x, c')`` from the same batch, target and G weights (G is not updated in
+        between), i.e. the same tensor. The official G update also updates the IN running
+        statistics a second time with that fake; :meth:`_replay_norm_update` applies that update.
+        """
+        if not (self._d_step_feeds_g and self.reuse_fake):
+            with torch.no_grad():
+                return self.generate(x, c_trg.to(x.dtype))
+        for p in self.G.parameters():  # toggle_optimizer froze them; untoggle restores
+            p.requires_grad_(True)
+        before = [(m.running_mean.clone(), m.running_var.clone()) for m in self._tracked_norms()]
+        fake = self.generate(x, c_trg.to(x.dtype))
+        self._reused = {"image": batch["image"], "c_trg": c_trg, "fake": fake, "before": before}
+        return fake.detach()
+
+    @torch.no_grad()
+    def _replay_norm_update(self, before: list[tuple[torch.Tensor, torch.Tensor]]) -> None:
+        """The running-statistics update of a second forward of the same input:
+        ``r2 = (1-m) r1 + m s`` with ``m s = r1 - (1-m) r0``, i.e. ``r2 = r1 + (1-m)(r1 - r0)``
+        (``num_batches_tracked`` counts only in batch norm, as torch's instance norm leaves it)."""
+        from torch.nn.modules.batchnorm import _BatchNorm
+
+        for m, (mean0, var0) in zip(self._tracked_norms(), before):
+            k = 1.0 - m.momentum
+            m.running_mean.add_((m.running_mean - mean0) * k)
+            m.running_var.add_((m.running_var - var0) * k)
+            if isinstance(m, _BatchNorm):
+                m.num_batches_tracked.add_(1)
+
     def d_loss(self, batch, rng):
         x, c_org = self.prep(batch["image"]), batch["attrs"].float()
         c_trg = shuffled_targets(c_org, rng)
         self._last_target = (batch["image"], c_trg)
-        out_src, out_cls = self.dis_net(x)
+        fake = self._fake_for_d(batch, x, c_trg)
+        (out_src, out_cls), (fake_src, _) = self.d_real_fake(x, fake)  # one forward (no-norm D)
         loss_real = -out_src.mean()
         loss_cls = _cls_loss(out_cls, c_org)
-        with torch.no_grad():
-            fake = self.generate(x, c_trg.to(x.dtype))
-        loss_fake = self.dis_net(fake)[0].mean()
+        loss_fake = fake_src.mean()
         gp = self.gradient_penalty(x, fake, rng)
         w = self.loss_weights
         loss = loss_real + loss_fake + w["lambda_cls"] * loss_cls + self.lambda_gp * gp
@@ -79,10 +128,14 @@ class StarGAN(AdversarialEditor):
 
     def g_loss(self, batch, rng):
         x, c_org = self.prep(batch["image"]), batch["attrs"].float()
-        last = self._last_target
+        last, reused = self._last_target, self._reused
+        self._last_target = self._reused = None
         c_trg = last[1] if last is not None and last[0] is batch["image"] else shuffled_targets(c_org, rng)
-        self._last_target = None
-        fake = self.generate(x, c_trg.to(x.dtype))
+        if reused is not None and reused["image"] is batch["image"] and reused["c_trg"] is c_trg:
+            fake = reused["fake"]
+            self._replay_norm_update(reused["before"])
+        else:
+            fake = self.generate(x, c_trg.to(x.dtype))
         out_src, out_cls = self.dis_net(fake)
         adv = -out_src.mean()
         cls = _cls_loss(out_cls, c_trg)

@@ -7,6 +7,10 @@ difference ``att_diff = b' - a'`` (``--label diff``; b', a' = (2·label-1)·thre
 reconstruction uses ``att_diff = 0``. The STU generator (``nets.stgan``) takes every option of the
 official code; ``generator.n_layers: 6`` selects MagGAN's 6-layer / 5-STU variant.
 
+Training mechanics are AttGAN's (:mod:`.attgan`): the STGAN D normalises per sample (instance
+norm by default, ``norm_fn='layernorm'`` = ``GroupNorm(1, C)``), so its batched real+fake forward
+is exact; a batch-norm D falls back to two forwards.
+
 Test intensity (``edit(intensity=None)``): 2, the value behind the paper's numbers — the
 released ``test.py`` multiplies the edited target by ``test_int`` (no ``/thres_int``), so the
 edited target is ±1 and the source ∓0.5: diff ±1.5 (:func:`.targets.stgan_test_diff`).

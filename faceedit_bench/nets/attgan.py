@@ -12,7 +12,9 @@ State-dict keys equal AttGAN-PyTorch's (``enc_layers.*``, ``dec_layers.*``; ``co
 port, each a bug fix that leaves the defaults identical: the discriminator's FC input is the real
 trunk width (the port hard-codes ``1024*f*f``) and the attribute head has ``n_attrs`` outputs (the
 port hard-codes 13); the decoder's shortcut width is the encoder feature's real width (the port
-assumes half). LeakyReLU slope defaults to the port's 0.01 (TF uses 0.2; ``lrelu_slope``).
+assumes half). LeakyReLU slope defaults to the port's 0.01 (TF uses 0.2; ``lrelu_slope``). The
+discriminator's FC activation defaults to LeakyReLU, as TF AttGAN and the port's class default;
+the port's ``train.py`` passes ``--dis_fc_acti relu`` (select with ``fc_acti_fn="relu"``).
 Resolutions: 128 and 256 use dims 64 / fc 1024; 384 uses dims 48 / fc 512 (§1.1 table).
 """
 from __future__ import annotations
