@@ -15,13 +15,25 @@ training), same N test images (smooth random images, random 19-class maps, rando
   self-supervised-gan-eval recipe (PIL Resize(224), SwAV features of both folders, scipy sqrtm),
   13 calls. MRE has no official code and is not timed there.
 
-    .venv/bin/python benchmarks/evaluator.py speed --n 16
+Every pipeline runs in a fresh subprocess with ``--threads`` threads (torch, OpenMP, BLAS; default
+1), timed around the pipeline call only (imports and the random weight files excluded), as wall
+seconds and process CPU seconds (getrusage self + children). ``--warm`` adds our evaluator with a
+warm real-statistics cache (a second evaluation of the same data: 13N instead of 14N extractor
+forwards); ``--reference-extractors`` adds ours with the unmodified torch-fidelity / torchvision
+extractor forwards (``fast=False``), to show what the fast path buys. ``memory`` runs one
+evaluation per N, each in a fresh process, and prints its peak RSS (``--extractors`` adds
+Inception + SwAV, whose FID states are (13+1)·2048²·8 B = 448 MiB each, independent of N).
+
+    .venv/bin/python benchmarks/evaluator.py speed --n 16 --warm
+    .venv/bin/python benchmarks/evaluator.py speed --n 16 --no-official --warm --reference-extractors
     .venv/bin/python benchmarks/evaluator.py memory --n 8 64 256 --method identity
+    .venv/bin/python benchmarks/evaluator.py memory --n 8 32 --method identity --extractors
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import subprocess
 import sys
@@ -81,14 +93,19 @@ def small_model():
     return build_method("attgan", **OmegaConf.to_container(cfg.method.model), res=RES).eval()
 
 
-def make_weights(d: Path):
-    """Random extractor/classifier files in the official layouts (timing only)."""
+def make_weights(d: Path, extractors: bool = True):
+    """Random extractor/classifier files in the official layouts (timing only); with
+    ``extractors=False`` only the classifier (the Inception/SwAV paths are returned unwritten)."""
     from torch_fidelity import feature_extractor_inceptionv3 as fe
     import torchvision
 
     from faceedit_bench.metrics.classifier import AttributeClassifier, save_classifier
 
     torch.manual_seed(0)
+    if not extractors:
+        clf = AttributeClassifier(13, RES)
+        return (*_weights(d)[:2], save_classifier(clf.eval(), d / "clf.pt", DEFAULT_ATTRS, 0.0,
+                                                 torch.zeros(13), 0, "bench", "none"))
     with mock.patch.object(fe, "load_state_dict_from_url", lambda *a, **k: {}), \
             mock.patch.object(fe.FeatureExtractorInceptionV3, "load_state_dict", lambda *a, **k: None):
         net = fe.FeatureExtractorInceptionV3("inception-v3-compat", ["2048"])
@@ -110,17 +127,19 @@ def make_weights(d: Path):
 
 
 def cpu_s() -> float:
-    r = resource.getrusage(resource.RUSAGE_SELF)
-    return r.ru_utime + r.ru_stime
+    """Process CPU seconds (user + system) of this process and its waited-for children."""
+    return sum(r.ru_utime + r.ru_stime for r in (resource.getrusage(resource.RUSAGE_SELF),
+                                                  resource.getrusage(resource.RUSAGE_CHILDREN)))
 
 
-def run_ours(method, dm, inc, swav, clf):
+def run_ours(method, dm, inc, swav, clf, cache_dir=None, fast=True):
     from faceedit_bench.metrics.evaluator import evaluate
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), cpu_s()
     rec = evaluate(method, dm, str(clf), inception_weights=str(inc), swav_weights=str(swav),
-                   cache_dir=None, progress=False, trainer_kwargs={"accelerator": "cpu"})
-    return time.perf_counter() - t, rec
+                   fast_extractors=fast, cache_dir=cache_dir, progress=False,
+                   trainer_kwargs={"accelerator": "cpu"})
+    return time.perf_counter() - t, cpu_s() - c, rec
 
 
 def run_official(method, dm, inc, swav, clf_path, work: Path):
@@ -209,67 +228,124 @@ def run_official(method, dm, inc, swav, clf_path, work: Path):
                           "fid_mean": float(np.mean(fids)), "is": float(isc), "ssfid": float(np.mean(ssfid))}
 
 
-def speed(n: int):
-    torch.set_num_threads(2)
+def thread_env(threads: int) -> dict:
+    return {**os.environ, **{k: str(threads) for k in ("OMP_NUM_THREADS", "MKL_NUM_THREADS",
+                                                        "OPENBLAS_NUM_THREADS")}}
+
+
+def _weights(d: Path):
+    return (d / "weights-inception-2015-12-05-6726825d.pth", d / "swav_800ep_pretrain.pth.tar",
+            d / "clf.pt")
+
+
+def speed_one(pipeline: str, n: int, d: Path, threads: int) -> dict:
+    """One pipeline in this (fresh) process; returns its timings and values."""
+    torch.set_num_threads(threads)
+    inc, swav, clf = _weights(d)
+    method, dm = small_model(), BenchDM(n)
+    if pipeline == "official":
+        c = cpu_s()
+        t, parts, values = run_official(method, dm, inc, swav, clf, d / "official")
+        return {"wall_s": t, "cpu_s": cpu_s() - c, "parts_wall_s": parts, "values": values}
+    if pipeline == "ours-warm":  # first evaluation fills the real-statistics cache, second uses it
+        cold_t, cold_c, _ = run_ours(method, dm, inc, swav, clf, cache_dir=d / "cache")
+        t, c, rec = run_ours(method, dm, inc, swav, clf, cache_dir=d / "cache")
+        out = {"wall_s": t, "cpu_s": c, "cold_wall_s": cold_t, "cold_cpu_s": cold_c}
+    else:
+        t, c, rec = run_ours(method, dm, inc, swav, clf, fast=pipeline != "ours-ref")
+        out = {"wall_s": t, "cpu_s": c}
+    m = rec["metrics"]
+    out["values"] = {"psnr": m["psnr"], "ssim": m["ssim"], "tarr": m["tarr"], "is": m["is"],
+                     "fid_mean": m["fid_attr_mean"], "ssfid": m["ssfid"]}
+    out["extractors"] = [rec["protocol"]["fid_extractor"], rec["protocol"]["ssfid_extractor"]]
+    return out
+
+
+def speed(n: int, threads: int, warm: bool, reference: bool, official: bool):
+    """Each pipeline in a fresh subprocess on the same weight files; prints one JSON summary."""
+    pipelines = ["ours"] + ["ours-warm"] * warm + ["ours-ref"] * reference + ["official"] * official
+    torch.set_num_threads(threads)
+    load0 = os.getloadavg()
     with tempfile.TemporaryDirectory() as d:
         d = Path(d)
-        inc, swav, clf = make_weights(d)
-        method, dm = small_model(), BenchDM(n)
-        c0 = cpu_s()
-        t_ours, rec = run_ours(method, dm, inc, swav, clf)
-        c1 = cpu_s()
-        t_off, parts, off = run_official(method, dm, inc, swav, clf, d / "official")
-        c2 = cpu_s()
-    m = rec["metrics"]
-    print(json.dumps({"n": n, "ours_s": round(t_ours, 1), "official_s": round(t_off, 1),
-                      "speedup": round(t_off / t_ours, 2),
-                      "ours_cpu_s": round(c1 - c0, 1), "official_cpu_s": round(c2 - c1, 1),
-                      "cpu_time_ratio": round((c2 - c1) / (c1 - c0), 2),
-                      "official_parts_s": {k: round(v, 1) for k, v in parts.items()},
-                      "agreement": {"psnr": [m["psnr"], off["psnr"]], "ssim": [m["ssim"], off["ssim"]],
-                                    "tarr": [m["tarr"], off["tarr"]], "is": [m["is"], off["is"]],
-                                    "fid_attr_mean": [m["fid_attr_mean"], off["fid_mean"]],
-                                    "ssfid": [m["ssfid"], off["ssfid"]]}}, indent=1))
+        make_weights(d)
+        runs = {}
+        for p in pipelines:
+            proc = subprocess.run([sys.executable, __file__, "speed-one", "--pipeline", p, "--n", str(n),
+                                   "--dir", str(d), "--threads", str(threads)], env=thread_env(threads),
+                                  capture_output=True, text=True)
+            if proc.returncode != 0:
+                raise RuntimeError(f"benchmarks/evaluator.py speed-one --pipeline {p} failed:\n"
+                                   f"{proc.stderr[-3000:]}")
+            runs[p] = json.loads(proc.stdout.strip().splitlines()[-1])
+            print(f"{p}: wall {runs[p]['wall_s']:.1f} s, cpu {runs[p]['cpu_s']:.1f} s", file=sys.stderr)
+    summary = {"n": n, "threads": threads, "loadavg_start": load0, "loadavg_end": os.getloadavg(),
+               "pipelines": {p: {k: (round(v, 2) if isinstance(v, float) else v) for k, v in r.items()
+                                 if k != "values"} for p, r in runs.items()}}
+    if "official" in runs:
+        off = runs["official"]
+        summary["ratios_official_over"] = {
+            p: {"wall": round(off["wall_s"] / r["wall_s"], 2), "cpu": round(off["cpu_s"] / r["cpu_s"], 2)}
+            for p, r in runs.items() if p != "official"}
+    if "ours-ref" in runs:
+        ref = runs["ours-ref"]
+        summary["fast_path_gain"] = {"wall": round(ref["wall_s"] / runs["ours"]["wall_s"], 2),
+                                     "cpu": round(ref["cpu_s"] / runs["ours"]["cpu_s"], 2)}
+    summary["agreement"] = {k: {p: r["values"][k] for p, r in runs.items()} for k in runs["ours"]["values"]}
+    print(json.dumps(summary, indent=1))
 
 
-def memory_one(n: int, method_name: str = "attgan"):
-    """Peak RSS of one evaluation (the method + classifier: TARR/MRE/PSNR/SSIM/FID-clf)."""
+def memory_one(n: int, method_name: str = "attgan", threads: int = 1, extractors: bool = False):
+    """Peak RSS of one evaluation: the method + classifier (TARR/MRE/PSNR/SSIM/FID-clf), and with
+    ``extractors`` also FID/IS/ssFID on random Inception / SwAV files."""
     from faceedit_bench.methods.identity import IdentityMethod
 
-    from faceedit_bench.metrics.classifier import AttributeClassifier, save_classifier
     from faceedit_bench.metrics.evaluator import evaluate
 
-    torch.set_num_threads(2)
+    torch.set_num_threads(threads)
     with tempfile.TemporaryDirectory() as d:
-        clf = save_classifier(AttributeClassifier(13, RES), Path(d) / "c.pt", DEFAULT_ATTRS, 0.0,
-                              torch.zeros(13), 0, "bench", "none")
+        inc, swav, clf = make_weights(Path(d), extractors)
         dm = BenchDM(n)
-        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-        t = time.perf_counter()
+        kw = dict(inception_weights=str(inc), swav_weights=str(swav)) if extractors else {}
         method = small_model() if method_name == "attgan" else IdentityMethod(DEFAULT_ATTRS, RES)
+        base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        t, c = time.perf_counter(), cpu_s()
         evaluate(method, dm, str(clf), cache_dir=None, progress=False,
-                 trainer_kwargs={"accelerator": "cpu"})
-        dt = time.perf_counter() - t
+                 trainer_kwargs={"accelerator": "cpu"}, **kw)
+        dt, dc = time.perf_counter() - t, cpu_s() - c
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     data_mb = dm.ds.image.numel() * 4 / 2**20
-    print(json.dumps({"n": n, "method": method_name, "peak_rss_mb": round(peak / 1024, 1), "rss_before_eval_mb": round(base / 1024, 1),
-                      "in_memory_test_images_mb": round(data_mb, 2), "seconds": round(dt, 1)}))
+    print(json.dumps({"n": n, "method": method_name, "extractors": extractors,
+                      "peak_rss_mb": round(peak / 1024, 1), "rss_before_eval_mb": round(base / 1024, 1),
+                      "in_memory_test_images_mb": round(data_mb, 2), "wall_s": round(dt, 1),
+                      "cpu_s": round(dc, 1), "loadavg": os.getloadavg()}))
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("what", choices=["speed", "memory", "memory-one"])
+    ap.add_argument("what", choices=["speed", "memory", "speed-one", "memory-one"])
     ap.add_argument("--n", type=int, nargs="+", default=[16])
+    ap.add_argument("--threads", type=int, default=1, help="torch / OpenMP / BLAS threads per process")
     ap.add_argument("--method", default="attgan", choices=["attgan", "identity"], help="memory: the edited model")
+    ap.add_argument("--extractors", action="store_true", help="memory: also FID/IS/ssFID (random Inception/SwAV)")
+    ap.add_argument("--warm", action="store_true", help="speed: also ours with a warm real-statistics cache")
+    ap.add_argument("--reference-extractors", action="store_true",
+                    help="speed: also ours with the unmodified extractor forwards (fast=False)")
+    ap.add_argument("--no-official", action="store_true", help="speed: skip the official-style pipeline")
+    ap.add_argument("--pipeline", choices=["ours", "ours-warm", "ours-ref", "official"], help=argparse.SUPPRESS)
+    ap.add_argument("--dir", type=Path, help=argparse.SUPPRESS)
     a = ap.parse_args()
     if a.what == "speed":
-        speed(a.n[0])
+        speed(a.n[0], a.threads, a.warm, a.reference_extractors, not a.no_official)
+    elif a.what == "speed-one":
+        print(json.dumps(speed_one(a.pipeline, a.n[0], a.dir, a.threads)))
     elif a.what == "memory-one":
-        memory_one(a.n[0], a.method)
+        memory_one(a.n[0], a.method, a.threads, a.extractors)
     else:  # each N in a fresh process, so peak RSS is that run's own
         for n in a.n:
-            subprocess.run([sys.executable, __file__, "memory-one", "--n", str(n), "--method", a.method],
-                           check=True)
+            cmd = [sys.executable, __file__, "memory-one", "--n", str(n), "--method", a.method,
+                   "--threads", str(a.threads)] + ["--extractors"] * a.extractors
+            subprocess.run(cmd, check=True, env=thread_env(a.threads))
 
 
 if __name__ == "__main__":

@@ -132,7 +132,7 @@ def test_counterfactual_error_inside_and_outside():
     assert float(b["cf_l1"]) == 0.0 and float(b["cf_psnr"]) == pytest.approx(100.0)
 
 
-@pytest.mark.parametrize("n,d", [(300, 20), (10, 40)])  # well-conditioned and rank-deficient (N < d)
+@pytest.mark.parametrize("n,d", [(300, 20), (10, 40), (12, 256)])  # well-conditioned, rank-deficient (N < d)
 def test_frechet_distance_forms_agree_with_scipy_sqrtm(n, d):
     from scipy import linalg
 

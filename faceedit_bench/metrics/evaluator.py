@@ -212,12 +212,18 @@ def _commit() -> str:
         return "unknown"
 
 
+def _impl(extractor) -> str:
+    """", BN folded, channels_last" for the fast path (extractors.py), "" when not stated."""
+    impl = getattr(extractor, "impl", None)
+    return f", {impl}" if impl else ""
+
+
 def _clean(v):
     return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
 
 
 def evaluate(method, datamodule, classifier=None, *, inception_weights=None, swav_weights=None,
-             inception=None, swav=None,
+             inception=None, swav=None, fast_extractors: bool = True,
              intensity: float | None = None, ssim_mode: str = "skimage", mustache_beard: bool = False,
              cache_dir: str | os.PathLike | None = "data/stats_cache", trainer_kwargs: dict | None = None,
              batch_size: int | None = None, dataset: str | None = None, resolution: int | None = None,
@@ -227,8 +233,11 @@ def evaluate(method, datamodule, classifier=None, *, inception_weights=None, swa
     ``classifier``: a loaded classifier (``classifier.load_classifier``) or a path; None skips
     TARR. ``inception_weights`` / ``swav_weights``: local files (or $FACEEDIT_INCEPTION_WEIGHTS /
     $FACEEDIT_SWAV_WEIGHTS); when absent, FID/IS/ssFID are null and the protocol says why, and
-    FID on the classifier's features is reported as ``fid_clf``. ``trainer_kwargs`` go to
-    ``lightning.Trainer`` (devices, strategy="ddp", precision, ...); the sampler is ours.
+    FID on the classifier's features is reported as ``fid_clf``. Extractors built from these files
+    run the fast path by default (``fast_extractors=True``: BN folded, channels_last, same values
+    up to float rounding; extractors.py); ``False`` runs torch-fidelity's / torchvision's forward.
+    ``trainer_kwargs`` go to ``lightning.Trainer`` (devices, strategy="ddp", precision, ...); the
+    sampler is ours.
     """
     from .classifier import load_classifier
     from .extractors import INCEPTION_ENV, SWAV_ENV
@@ -244,9 +253,9 @@ def evaluate(method, datamodule, classifier=None, *, inception_weights=None, swa
     inception_weights = inception_weights or os.environ.get(INCEPTION_ENV)
     swav_weights = swav_weights or os.environ.get(SWAV_ENV)
     if inception is None and inception_weights:
-        inception = InceptionExtractor(inception_weights)
+        inception = InceptionExtractor(inception_weights, fast=fast_extractors)
     if swav is None and swav_weights:
-        swav = SwAVExtractor(swav_weights)
+        swav = SwAVExtractor(swav_weights, fast=fast_extractors)
     data_hash = getattr(datamodule, "data_hash", None) or "unknown"
     res = int(resolution or getattr(datamodule, "res", None) or method.res)
 
@@ -294,8 +303,9 @@ def evaluate(method, datamodule, classifier=None, *, inception_weights=None, swa
         "classifier_attrs": list(getattr(classifier, "attrs", ())),
         "inception_hash": extractor_hashes["fid"], "swav_hash": extractor_hashes["ssfid"],
         "fid_extractor": (f"{getattr(inception, 'name', type(inception).__name__)} pool3 (2048), "
-                          "uint8-rounded input") if inception is not None else None,
-        "ssfid_extractor": getattr(swav, "name", type(swav).__name__) if swav is not None else None,
+                          "uint8-rounded input" + _impl(inception)) if inception is not None else None,
+        "ssfid_extractor": (getattr(swav, "name", type(swav).__name__) + _impl(swav)
+                            if swav is not None else None),
         "fid_clf_extractor": "attr-classifier 512-d penultimate features" if classifier else None,
         "ar_table_hash": ar_table_hash(), "hat_threshold": HAT_THRESHOLD,
         "ssim": f"{ssim_mode} (see metrics/psnr_ssim.py), [0,1] uint8-rounded, mean per image",

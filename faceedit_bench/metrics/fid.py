@@ -6,8 +6,12 @@ Features come from any extractor (``extractors.py``): Inception pool3 (FID), SwA
 The distance is torch-fidelity 0.4.0's ``fid_statistics_to_metric``
 ``|Δμ|² + tr S1 + tr S2 − 2 Σ Re √eig(S1 S2)`` in float64 (reference/metrics.md §1.2, §7),
 computed in the equal symmetric form ``tr √(√S1 S2 √S1)`` (eigh only: 3-5x faster on CPU, GPU
-friendly, √S1 shared by every fake set); never ``eigvalsh`` of the non-symmetric product.
-:func:`frechet_distance` keeps the eigvals form as the reference.
+friendly); never ``eigvalsh`` of the non-symmetric product. The real covariance is factored once,
+``S1 = F Fᵀ`` with ``F = V_r Λ_r^½`` over its r numerically non-zero eigenvalues, and for each
+fake set the r×r matrix ``Fᵀ S2 F`` (same non-zero eigenvalues as ``√S1 S2 √S1``) is
+diagonalised: with N real images r ≤ N−1, so when N < d each fake set costs O(d²r) instead of
+O(d³) (28 s -> ~2.5 s CPU for d = 2048, 13 fake sets, N = 16). :func:`frechet_distance` keeps
+the eigvals form as the reference.
 """
 from __future__ import annotations
 
@@ -28,20 +32,33 @@ def frechet_distance(mu1, sigma1, mu2, sigma2) -> float:
     return float(diff.dot(diff) + np.trace(s1) + np.trace(s2) - 2 * tr_covmean)
 
 
-def sqrtm_psd(sigma: torch.Tensor) -> torch.Tensor:
-    """Symmetric PSD square root by ``eigh`` (negative round-off eigenvalues clipped to 0)."""
+def psd_factor(sigma: torch.Tensor) -> torch.Tensor:
+    """``F`` (d×r) with ``F Fᵀ = sigma`` over the eigenvalues above ``d·eps·λ_max`` (the rest are
+    round-off of zero: a covariance of N samples has rank ≤ N−1); by ``eigh``."""
     w, v = torch.linalg.eigh(sigma)
-    return (v * w.clamp_min(0).sqrt()) @ v.T
+    tol = float(w.max().clamp_min(0)) * sigma.shape[0] * torch.finfo(sigma.dtype).eps
+    keep = w > tol
+    return v[:, keep] * w[keep].sqrt()
 
 
-def frechet_distance_sym(mu1, sqrt_sigma1, sigma1, mu2, sigma2) -> float:
-    """The same distance through the symmetric form ``tr √(√S1 S2 √S1)`` (reference/metrics.md
-    §7: equal to the eigvals form to ~1e-9 relative, including N < d). Only ``eigh``/``eigvalsh``:
-    fast on GPU, and √S1 of the shared real set is computed once for all fake sets."""
-    m = sqrt_sigma1 @ sigma2 @ sqrt_sigma1
+def frechet_distance_factored(mu1, factor1, trace1, s2, ss2, n2) -> float:
+    """The distance from the real set's (μ1, ``F`` of :func:`psd_factor`, tr S1) and a fake set's
+    raw moments (Σx, Σxxᵀ, n), through ``tr √(√S1 S2 √S1) = tr √(Fᵀ S2 F)`` with
+    ``Fᵀ S2 F = (Fᵀ Σxxᵀ F − n (Fᵀμ2)(Fᵀμ2)ᵀ)/(n−1)`` and ``tr S2 = (tr Σxxᵀ − n|μ2|²)/(n−1)``:
+    one d×d×r product per fake set, no d×d temporaries (reference/metrics.md §7: equal to the
+    eigvals form to ~1e-7 relative with N < d, where the round-off of the zero eigenvalues
+    dominates; ~1e-10 with N > d). Only ``eigh``/``eigvalsh``: fast on GPU."""
+    n = int(n2)
+    if n < 2:
+        raise RuntimeError(f"Fréchet distance needs at least 2 samples per set, got {n}")
+    s2, ss2 = s2.detach().double(), ss2.detach().double()
+    mu2 = s2 / n
+    f_mu = factor1.T @ mu2
+    m = (factor1.T @ (ss2 @ factor1) - n * torch.outer(f_mu, f_mu)) / (n - 1)
     tr_covmean = torch.linalg.eigvalsh((m + m.T) / 2).clamp_min(0).sqrt().sum()
+    trace2 = (torch.trace(ss2) - n * mu2.dot(mu2)) / (n - 1)
     diff = mu1 - mu2
-    return float(diff.dot(diff) + torch.trace(sigma1) + torch.trace(sigma2) - 2 * tr_covmean)
+    return float(diff.dot(diff) + trace1 + trace2 - 2 * tr_covmean)
 
 
 def moments_to_stats(s: torch.Tensor, ss: torch.Tensor, n: torch.Tensor):
@@ -130,10 +147,10 @@ class FrechetDistance(Metric):
             mu_r, cov_r = moments_to_stats(*(t.to(self.fake_sum.device) for t in self._cached_real))
         else:
             mu_r, cov_r = moments_to_stats(self.real_sum, self.real_outer, self.real_n)
-        root = sqrtm_psd(cov_r)
+        factor, trace_r = psd_factor(cov_r), torch.trace(cov_r)
 
         def fd(s, ss, n):
-            return frechet_distance_sym(mu_r, root, cov_r, *moments_to_stats(s, ss, n))
+            return frechet_distance_factored(mu_r, factor, trace_r, s, ss, n)
 
         pooled = fd(self.fake_sum.sum(0), self.fake_outer.sum(0), self.fake_n.sum())
         groups = [fd(self.fake_sum[g], self.fake_outer[g], self.fake_n[g]) if int(self.fake_n[g]) >= 2
