@@ -48,6 +48,13 @@ def main() -> None:
     ap.add_argument("--optimizer", default="adam", choices=["adam", "sgd"])
     ap.add_argument("--lr", type=float, default=None)
     ap.add_argument("--jitter", type=float, default=0.2)
+    ap.add_argument("--warmup-steps", type=int, default=100)
+    ap.add_argument("--schedule", default="constant", choices=["constant", "cosine"])
+    ap.add_argument("--crop-mode", default="uniform", choices=["uniform", "class", "mixed"])
+    ap.add_argument("--aux-weight", type=float, default=1.0)
+    ap.add_argument("--aux-lowres", action="store_true")
+    ap.add_argument("--dice-weight", type=float, default=0.0)
+    ap.add_argument("--repeat-thresh", type=float, default=None)
     ap.add_argument("--max-minutes", type=float, default=None)
     ap.add_argument("--init-weights", default=None, help="continue from this parser checkpoint")
     ap.add_argument("--threads", type=int, default=1)
@@ -74,6 +81,10 @@ def main() -> None:
                        input_size=args.input_size or args.res, steps=args.steps,
                        batch_size=args.batch_size, loss=args.loss, optimizer=args.optimizer,
                        lr=args.lr, jitter=args.jitter, crop=args.crop, max_time=max_time,
+                       warmup_steps=args.warmup_steps, schedule=args.schedule,
+                       crop_mode=args.crop_mode, aux_weight=args.aux_weight,
+                       aux_lowres=args.aux_lowres, dice_weight=args.dice_weight,
+                       repeat_thresh=args.repeat_thresh,
                        init_weights=args.init_weights, progress=False,
                        extra={"data": "synth", "res": args.res, "n_train": args.n_train})
     t_train, c_train = time.time() - t0, time.process_time() - c0
@@ -90,6 +101,9 @@ def main() -> None:
         "res": args.res, "base": args.base, "input_size": args.input_size or args.res,
         "n_train": args.n_train, "n_eval": args.n_eval, "steps": steps,
         "crop": args.crop, "batch_size": args.batch_size, "loss": args.loss, "optimizer": args.optimizer,
+        "lr": args.lr, "warmup_steps": args.warmup_steps, "schedule": args.schedule,
+        "crop_mode": args.crop_mode, "aux_weight": args.aux_weight, "aux_lowres": args.aux_lowres,
+        "dice_weight": args.dice_weight, "repeat_thresh": args.repeat_thresh, "jitter": args.jitter,
         "threads": args.threads, "render_s": round(t_data, 1), "train_s": round(t_train, 1),
         "train_cpu_s": round(c_train, 1), "init_weights": args.init_weights,
         "pixel_acc": round(metrics["pixel_acc"], 4),

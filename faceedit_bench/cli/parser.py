@@ -49,6 +49,9 @@ def run_train(args) -> int:
         images, labels, args.out, base=args.base, input_size=args.input_size or args.res,
         steps=args.steps, batch_size=args.batch_size, loss=args.loss, optimizer=args.optimizer,
         lr=args.lr, jitter=args.jitter, crop=args.crop, init_weights=args.init_weights,
+        warmup_steps=args.warmup_steps, schedule=args.schedule, crop_mode=args.crop_mode,
+        aux_weight=args.aux_weight, aux_lowres=args.aux_lowres, dice_weight=args.dice_weight,
+        repeat_thresh=args.repeat_thresh,
         seed=args.seed, num_workers=args.num_workers, max_time=args.max_time, indices=idx,
         extra={"data": str(args.data), "res": args.res},
     )
@@ -112,6 +115,20 @@ def register(subparsers) -> None:
     t.add_argument("--jitter", type=float, default=0.5, help="colour-jitter strength (official 0.5)")
     t.add_argument("--crop", type=int, default=None,
                    help="train on random crops of this side of the images resized to --input-size")
+    t.add_argument("--warmup-steps", type=int, default=100, help="linear (adam) lr warm-up steps")
+    t.add_argument("--schedule", default="constant", choices=["constant", "cosine"],
+                   help="adam lr after the warm-up: constant (default) or cosine decay to 0")
+    t.add_argument("--crop-mode", default="uniform", choices=["uniform", "class", "mixed"],
+                   help="uniform random crops (official), crops centred on a random class "
+                        "present (thin, rare parts seen more often), or each at random (mixed)")
+    t.add_argument("--aux-weight", type=float, default=1.0,
+                   help="weight of the two auxiliary heads' losses (official 1)")
+    t.add_argument("--aux-lowres", action="store_true",
+                   help="auxiliary losses at the heads' own 1/8, 1/16 resolution (cheaper)")
+    t.add_argument("--dice-weight", type=float, default=0.0,
+                   help="add this x soft-Dice loss on the main head (0 = off)")
+    t.add_argument("--repeat-thresh", type=float, default=None,
+                   help="repeat-factor sampling threshold t (LVIS; e.g. 0.3; default off)")
     t.add_argument("--init-weights", default=None,
                    help="fine-tune from this checkpoint (e.g. 79999_iter.pth)")
     t.add_argument("--num-workers", type=int, default=0)

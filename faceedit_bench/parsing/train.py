@@ -10,6 +10,24 @@ brightness/contrast/saturation (official 0.5; ``jitter``), and an optional rando
 on FFM and heads, exponential warm-up then poly 0.9); the default ``"adam"`` (AdamW, constant
 lr after a linear warm-up) converges much faster in the few CPU minutes of the SynthFaces runs.
 
+Options for short CPU runs (all off by default, i.e. the official recipe above):
+
+- ``schedule="cosine"``: AdamW lr linear warm-up then cosine decay to 0 (SGDR, Loshchilov &
+  Hutter 2017, Eq. 5 without restarts);
+- ``aux_weight`` / ``aux_lowres``: weight of the two auxiliary heads' losses (official 1), and
+  computing them at the heads' own 1/8 and 1/16 resolution on nearest-downsampled labels
+  instead of on bilinearly upsampled logits (the aux heads are not used at inference);
+- ``crop_mode="class"``: each crop is centred (with jitter) on a pixel of a class drawn
+  uniformly among the classes present in that image, so thin, rare parts
+  (glasses, earrings, necklace) are seen as often as large ones; ``"uniform"`` = official;
+  ``"mixed"``: each image's crop is a class crop or a uniform one with probability 1/2 (class
+  crops alone under-train the large peripheral classes: ears, neck, hair, background);
+- ``repeat_thresh``: repeat-factor sampling (LVIS, Gupta et al. 2019, Eq. 1-2): an image is drawn
+  with weight max over its classes c of max(1, sqrt(t / f_c)), f_c = fraction of training
+  images containing c;
+- ``dice_weight``: adds w * (1 - mean soft Dice over the classes present in the batch) on the
+  main head (Milletari et al. 2016, Eq. 1), a region term that favours the IoU of thin parts.
+
 Data: any uint8 arrays ``images`` (N,H,W,3) + ``labels`` (N,H,W) in the face-parsing class
 order (``parts.PARTS``): from a data store (CelebAMask-HQ or SynthFaces ground-truth masks) or
 rendered SynthFaces (:func:`synth_arrays`).
@@ -23,7 +41,7 @@ import lightning.pytorch as pl
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, WeightedRandomSampler
 
 from ..parts import NUM_PARTS, PART_INDEX
 from .bisenet import BiSeNet
@@ -49,12 +67,41 @@ class OhemCELoss(torch.nn.Module):
         loss = F.cross_entropy(logits, labels, ignore_index=self.ignore_index,
                                reduction="none").flatten()
         n_min = max(1, min(int(labels.numel() * self.min_frac), loss.numel() - 1))
-        loss, _ = torch.sort(loss, descending=True)
-        if loss[n_min] > self.thresh:
-            loss = loss[loss > self.thresh]
-        else:
-            loss = loss[:n_min]
-        return loss.mean()
+        # official: sort descending; if sorted[n_min] > thresh keep all losses > thresh, else the
+        # n_min largest. sorted[n_min] > thresh <=> more than n_min losses exceed thresh, so no
+        # full sort is needed (it cost more than the reduced-width network on CPU).
+        hard = loss > self.thresh
+        if int(hard.sum()) > n_min:
+            return loss[hard].mean()
+        return loss.topk(n_min, sorted=False).values.mean()
+
+
+def soft_dice_loss(logits: torch.Tensor, labels: torch.Tensor, ignore_index: int = 255) -> torch.Tensor:
+    """1 - mean over the classes present in ``labels`` of the soft Dice 2|P.G| / (|P| + |G|)."""
+    n_classes = logits.shape[1]
+    valid = (labels != ignore_index).unsqueeze(1)
+    probs = torch.softmax(logits.float(), dim=1) * valid
+    onehot = F.one_hot(labels.clamp(max=n_classes - 1), n_classes).permute(0, 3, 1, 2) * valid
+    inter = (probs * onehot).sum((0, 2, 3))
+    gt = onehot.sum((0, 2, 3))
+    dice = 2 * inter / (probs.sum((0, 2, 3)) + gt).clamp(min=1e-6)
+    return 1 - dice[gt > 0].mean()
+
+
+def repeat_factors(labels, n_classes: int = NUM_PARTS, thresh: float = 0.3, indices=None,
+                   chunk: int = 256) -> np.ndarray:
+    """LVIS repeat factors per image: max over its classes of max(1, sqrt(thresh / f_c))."""
+    idx = np.arange(len(labels)) if indices is None else np.asarray(indices)
+    present = np.zeros((len(idx), n_classes), bool)
+    for s in range(0, len(idx), chunk):
+        lab = np.asarray(labels[idx[s:s + chunk]]).reshape(len(idx[s:s + chunk]), -1)
+        off = lab.astype(np.int64) + n_classes * np.arange(len(lab))[:, None]
+        off = off[lab < n_classes]  # ignore labels (255) count for no class
+        cnt = np.bincount(off, minlength=n_classes * len(lab)).reshape(len(lab), -1)
+        present[s:s + len(lab)] = cnt > 0
+    freq = present.mean(0)
+    r_class = np.maximum(1.0, np.sqrt(thresh / np.maximum(freq, 1e-12)))
+    return np.where(present, r_class[None], 1.0).max(1)
 
 
 class LabelMapDataset(Dataset):
@@ -90,13 +137,41 @@ def _jitter(x: torch.Tensor, strength: float, gen: torch.Generator | None = None
     return x.clamp(0, 1)
 
 
+def _heads(model: BiSeNet, x: torch.Tensor):
+    """The three heads' logits at their own resolution (1/8, 1/8, 1/16): ``BiSeNet.forward``
+    without the final upsampling."""
+    feat_res8, feat_cp8, feat_cp16 = model.cp(x)
+    feat_fuse = model.ffm(feat_res8, feat_cp8)
+    return model.conv_out(feat_fuse), model.conv_out16(feat_cp8), model.conv_out32(feat_cp16)
+
+
+def _class_crop_origins(labels: torch.Tensor, crop: int) -> tuple[list[int], list[int]]:
+    """Top-left corners of ``crop`` windows, each centred (+- crop/4 jitter) on a random pixel of
+    a class drawn uniformly among the classes present in that label map (255 = ignore excluded)."""
+    side_y, side_x = labels.shape[-2:]
+    oys, oxs = [], []
+    for lab in labels:
+        classes = torch.unique(lab)
+        pool = classes[classes != 255] if bool((classes != 255).any()) else classes
+        c = pool[torch.randint(len(pool), ())]
+        ys, xs = torch.nonzero(lab == c, as_tuple=True)
+        k = int(torch.randint(len(ys), ()))
+        jy, jx = (torch.randint(-(crop // 4), crop // 4 + 1, (2,))).tolist()
+        oys.append(min(max(int(ys[k]) - crop // 2 + jy, 0), side_y - crop))
+        oxs.append(min(max(int(xs[k]) - crop // 2 + jx, 0), side_x - crop))
+    return oys, oxs
+
+
 class ParserModule(pl.LightningModule):
-    """BiSeNet training step: OHEM (or CE) summed over the three heads."""
+    """BiSeNet training step: OHEM (or CE) on the main head + ``aux_weight`` x the same loss on
+    the two auxiliary heads (official: weight 1 at full resolution), + optional soft Dice."""
 
     def __init__(self, base: int = 64, n_classes: int = 19, input_size: int | None = None,
                  loss: str = "ohem", optimizer: str = "adam", lr: float | None = None,
                  weight_decay: float = 5e-4, max_steps: int = 1000, warmup_steps: int = 100,
                  hflip: bool = True, jitter: float = 0.5, crop: int | None = None,
+                 crop_mode: str = "uniform", schedule: str = "constant", aux_weight: float = 1.0,
+                 aux_lowres: bool = False, dice_weight: float = 0.0,
                  init_state_dict: dict | None = None):
         super().__init__()
         self.save_hyperparameters(ignore=["init_state_dict"])
@@ -111,6 +186,10 @@ class ParserModule(pl.LightningModule):
             raise ValueError(f"loss must be 'ohem' or 'ce', got {loss!r}")
         if optimizer not in ("adam", "sgd"):
             raise ValueError(f"optimizer must be 'adam' or 'sgd', got {optimizer!r}")
+        if crop_mode not in ("uniform", "class", "mixed"):
+            raise ValueError(f"crop_mode must be 'uniform', 'class' or 'mixed', got {crop_mode!r}")
+        if schedule not in ("constant", "cosine"):
+            raise ValueError(f"schedule must be 'constant' or 'cosine', got {schedule!r}")
         self.register_buffer("flip_perm", torch.tensor(FLIP_PERM), persistent=False)
 
     def _prepare(self, images: torch.Tensor, labels: torch.Tensor, train: bool):
@@ -123,9 +202,15 @@ class ParserModule(pl.LightningModule):
                                    mode="nearest")[:, 0].long()
         if train:
             crop = self.hparams.crop
-            if crop and crop < x.shape[-1]:  # official RandomCrop: one random window per image
-                hi = x.shape[-1] - crop + 1
-                oy, ox = torch.randint(0, hi, (2, x.shape[0])).tolist()
+            if crop and crop < min(x.shape[-2:]):  # official RandomCrop: one window per image
+                oy = torch.randint(0, x.shape[-2] - crop + 1, (x.shape[0],)).tolist()
+                ox = torch.randint(0, x.shape[-1] - crop + 1, (x.shape[0],)).tolist()
+                if self.hparams.crop_mode != "uniform":
+                    cy, cx = _class_crop_origins(labels, crop)
+                    take = (torch.ones(x.shape[0]) if self.hparams.crop_mode == "class"
+                            else torch.rand(x.shape[0]) < 0.5).tolist()
+                    oy = [c if t else u for c, u, t in zip(cy, oy, take)]
+                    ox = [c if t else u for c, u, t in zip(cx, ox, take)]
                 x = torch.stack([xi[:, a:a + crop, b:b + crop] for xi, a, b in zip(x, oy, ox)])
                 labels = torch.stack([li[a:a + crop, b:b + crop] for li, a, b in zip(labels, oy, ox)])
             if self.hparams.hflip:
@@ -136,10 +221,26 @@ class ParserModule(pl.LightningModule):
                 x = _jitter(x, self.hparams.jitter)
         return normalize(x), labels
 
+    def _loss(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        hp = self.hparams
+        if not hp.aux_lowres:
+            main, *aux = self.model(x)
+            aux_y = [y, y]
+        else:
+            main, *aux = _heads(self.model, x)
+            main = F.interpolate(main, x.shape[2:], mode="bilinear", align_corners=True)
+            aux_y = [F.interpolate(y[:, None].float(), a.shape[2:], mode="nearest")[:, 0].long()
+                     for a in aux]
+        loss = self.criterion(main, y)
+        if hp.aux_weight:
+            loss = loss + hp.aux_weight * sum(self.criterion(a, t) for a, t in zip(aux, aux_y))
+        if hp.dice_weight:
+            loss = loss + hp.dice_weight * soft_dice_loss(main, y)
+        return loss
+
     def training_step(self, batch, batch_idx):
         x, y = self._prepare(*batch, train=True)
-        outs = self.model(x)
-        loss = sum(self.criterion(o, y) for o in outs)
+        loss = self._loss(x, y)
         self.log("train/loss", loss, prog_bar=True)
         return loss
 
@@ -163,9 +264,13 @@ class ParserModule(pl.LightningModule):
         else:
             lr = hp.lr or 2e-3
             opt = torch.optim.AdamW([{"params": trunk}, {"params": head}], lr=lr, weight_decay=1e-4)
+            warm, cosine = max(1, hp.warmup_steps), hp.schedule == "cosine"
 
             def factor(it):
-                return min(1.0, (it + 1) / max(1, hp.warmup_steps))
+                if it < warm or not cosine:
+                    return min(1.0, (it + 1) / warm)
+                t = min(1.0, (it - warm) / max(1, hp.max_steps - warm))
+                return 0.5 * (1 + math.cos(math.pi * t))
         sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
 
@@ -194,16 +299,20 @@ def train_parser(images, labels, out_path, *, base: int = 64, input_size: int | 
                  steps: int = 1000, batch_size: int = 16, loss: str = "ohem",
                  optimizer: str = "adam", lr: float | None = None, warmup_steps: int = 100,
                  hflip: bool = True, jitter: float = 0.5, crop: int | None = None,
-                 init_weights=None, seed: int = 0,
+                 crop_mode: str = "uniform", schedule: str = "constant", aux_weight: float = 1.0,
+                 aux_lowres: bool = False, dice_weight: float = 0.0,
+                 repeat_thresh: float | None = None, init_weights=None, seed: int = 0,
                  num_workers: int = 0, accelerator: str = "auto", devices="auto",
                  precision="32-true", max_time: str | None = None, progress: bool = True,
-                 indices=None, extra: dict | None = None) -> Path:
+                 indices=None, extra: dict | None = None, callbacks=None) -> Path:
     """Train a parser on uint8 ``images``/``labels`` and save it with :func:`save_bisenet`.
 
     ``crop``: train on random crop x crop windows of the images resized to ``input_size``
     (parsing at a larger ``input_size`` than the data resolution at the training cost of
     ``crop``; the official recipe crops 448 of 512). ``init_weights``: fine-tune from a checkpoint (e.g. the public ``79999_iter.pth``; then
-    ``base`` is taken from it). ``max_time`` ("DD:HH:MM:SS") stops early. Returns ``out_path``.
+    ``base`` is taken from it). ``max_time`` ("DD:HH:MM:SS") stops early. ``crop_mode``,
+    ``schedule``, ``aux_weight``, ``aux_lowres``, ``dice_weight``, ``repeat_thresh``: see the
+    module docstring (defaults = official recipe). Returns ``out_path``.
     """
     pl.seed_everything(seed, workers=True, verbose=False)
     init_sd = None
@@ -214,17 +323,28 @@ def train_parser(images, labels, out_path, *, base: int = 64, input_size: int | 
         base, init_sd = init.base, init.state_dict()
     module = ParserModule(base=base, input_size=input_size, loss=loss, optimizer=optimizer,
                           lr=lr, max_steps=steps, warmup_steps=min(warmup_steps, steps),
-                          hflip=hflip, jitter=jitter, crop=crop, init_state_dict=init_sd)
+                          hflip=hflip, jitter=jitter, crop=crop, crop_mode=crop_mode,
+                          schedule=schedule, aux_weight=aux_weight, aux_lowres=aux_lowres,
+                          dice_weight=dice_weight, init_state_dict=init_sd)
     ds = LabelMapDataset(images, labels, indices)
-    dl = DataLoader(ds, batch_size=batch_size, shuffle=True, drop_last=len(ds) > batch_size,
-                    num_workers=num_workers, persistent_workers=num_workers > 0)
+    sampler = None
+    if repeat_thresh:
+        weights = repeat_factors(labels, module.model.n_classes, repeat_thresh, indices)
+        sampler = WeightedRandomSampler(torch.as_tensor(weights, dtype=torch.double), len(ds))
+    dl = DataLoader(ds, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
+                    drop_last=len(ds) > batch_size, num_workers=num_workers,
+                    persistent_workers=num_workers > 0)
     trainer = pl.Trainer(max_steps=steps, max_time=max_time, accelerator=accelerator,
                          devices=devices, precision=precision, logger=False,
                          enable_checkpointing=False, enable_progress_bar=progress,
-                         enable_model_summary=False, num_sanity_val_steps=0, deterministic=False)
+                         enable_model_summary=False, num_sanity_val_steps=0, deterministic=False,
+                         callbacks=callbacks)
     trainer.fit(module, dl)
     info = {"steps": int(trainer.global_step), "loss": loss, "optimizer": optimizer,
-            "batch_size": batch_size, "seed": seed, **(extra or {})}
+            "batch_size": batch_size, "seed": seed, "lr": lr, "schedule": schedule,
+            "crop": crop, "crop_mode": crop_mode, "aux_weight": aux_weight,
+            "aux_lowres": aux_lowres, "dice_weight": dice_weight,
+            "repeat_thresh": repeat_thresh, **(extra or {})}
     return save_bisenet(module.model.eval(), out_path, extra=info)
 
 
