@@ -22,7 +22,9 @@ import torch
 def cached_synth(n: int, res: int, start: int, seed: int = 0):
     from faceedit_bench.parsing.train import synth_arrays
 
-    path = Path("data/cache") / f"synth_parser_s{seed}_i{start}_n{n}_r{res}.npz"
+    from faceedit_bench.data.synth_export import RENDERER  # renders of another renderer differ
+
+    path = Path("data/cache") / f"synth_parser_{RENDERER}_s{seed}_i{start}_n{n}_r{res}.npz"
     if path.is_file():
         z = np.load(path)
         return z["images"], z["labels"]
