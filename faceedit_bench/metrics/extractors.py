@@ -19,8 +19,9 @@ All take float B×3×H×W images in [-1, 1] and quantise them to uint8 as a save
 Inception and SwAV run by default (``fast=True``) on the inference-only fast path of
 ``fast_inference.py``: BatchNorm folded into the convolutions, channels_last, torch-fidelity's
 TF1 resize done separably — the same features up to float32 round-off (max deviation ~1e-5 of
-the largest feature; tests assert < 1e-4), 1.5-1.6x less CPU per forward. ``fast=False`` runs the unmodified modules (torch-fidelity's
-``FeatureExtractorInceptionV3.forward``; torchvision's ResNet-50), as the reference.
+the largest feature; tests assert < 1e-4) at ~1.5x less CPU per forward (benchmarks/RESULTS.md).
+``fast=False`` runs the unmodified modules (torch-fidelity's ``FeatureExtractorInceptionV3.forward``;
+torchvision's ResNet-50), as the reference.
 """
 from __future__ import annotations
 
