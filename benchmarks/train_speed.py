@@ -359,7 +359,7 @@ def run_side(a) -> dict:
         per_it = 1  # fit_ours times whole iterations
     else:
         if a.official_malloc_tune:
-            from faceedit_bench.methods.base import tune_cpu_allocator
+            from faceedit_bench.methods.adversarial import tune_cpu_allocator
             tune_cpu_allocator()
         torch.manual_seed(r)
         if method == "attgan":

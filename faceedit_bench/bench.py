@@ -102,31 +102,17 @@ def check_real_data(dataset: str, root: str | Path) -> None:
             + "\nWithout real data, run the built-in SynthFaces: `make bench` (DATA=synth).")
 
 
-def synth_n(cfg: DictConfig, opts: BenchOptions) -> int:
-    return int(opts.synth_n or cfg.data.get("synth_n") or 2000)
-
-
 def make_datamodule(cfg: DictConfig, opts: BenchOptions, batch_size: int | None = None):
-    """The project's ``FaceEditDataModule`` for the run; SynthFaces exported per (n, res)."""
-    from .data.datamodule import FaceEditDataModule
-    from .train import _plain
+    """The run's datamodule through the one config-to-objects path (:mod:`.build`), with the
+    bench's ``--data-dir`` and ``--n`` applied to the config."""
+    from omegaconf import OmegaConf
 
-    d, res = cfg.data, int(cfg.res)
-    if d.name == "synth":
-        root = opts.data_dir / "synthfaces" / f"n{synth_n(cfg, opts)}_r{res}"
-    else:
-        root = Path(str(d.get("root")))
-        check_real_data(d.name, root)
-    attrs = _plain(cfg.get("attrs")) or None
-    kwargs: dict[str, Any] = dict(
-        data=d.name, root=str(root), res=res, batch_size=int(batch_size or d.get("batch_size", 32)),
-        num_workers=int(d.get("num_workers", 0)), seed=int(cfg.get("seed", 0)),
-        store_root=str(opts.data_dir / "stores"), synth_n=synth_n(cfg, opts),
-        masks=str(d.get("masks", "gt")), parser_weights=d.get("parser_weights"), crop=d.get("crop"),
-        split=d.get("split"))
-    if attrs:
-        kwargs["attrs"] = list(attrs)
-    return FaceEditDataModule(**kwargs)
+    from .build import build_datamodule
+
+    OmegaConf.update(cfg, "data_dir", str(opts.data_dir), force_add=True)
+    if opts.synth_n:
+        OmegaConf.update(cfg, "profile.synth_n", int(opts.synth_n), force_add=True)
+    return build_datamodule(cfg, batch_size)
 
 
 def ensure_data(dm) -> str:
@@ -162,12 +148,14 @@ def ensure_classifier(dm, cfg: DictConfig, opts: BenchOptions) -> Path:
             f"faceedit_bench.metrics.classifier.save_classifier for data hash {dm.data_hash}, "
             f"{dm.res} px, predicting {', '.join(dm.attrs)}), or add --train-classifier to train it "
             f"on the store's train split (official recipe: 25 epochs; hours on one GPU for CelebA).")
-    epochs = int(opts.classifier_epochs or CLASSIFIER_EPOCHS.get(str(cfg.profile.name), 25))
+    epochs = int(opts.classifier_epochs or cfg.profile.get("classifier_epochs")
+                 or CLASSIFIER_EPOCHS.get(str(cfg.profile.name), 25))
+    max_steps = int(cfg.profile.get("classifier_max_steps") or -1)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         if not path.is_file():
             print(f"[bench] training the attribute classifier ({epochs} epochs) -> {path}", flush=True)
-            train_classifier(dm, path, epochs=epochs, progress=opts.progress,
+            train_classifier(dm, path, epochs=epochs, max_steps=max_steps, progress=opts.progress,
                              trainer_kwargs={"accelerator": _accelerator(cfg), "devices": 1})
     return path
 
@@ -181,32 +169,19 @@ def is_trainable(method) -> bool:
     return any(p.requires_grad for p in method.parameters())
 
 
-def build_untrained(cfg: DictConfig):
-    """The method from its config; keyword arguments its constructor does not take are dropped
-    (the parameter-free identity takes only attrs and res)."""
-    import inspect
-
-    from .methods import build_method, get_method_class
-    from .train import method_kwargs
-
-    kwargs = method_kwargs(cfg)
-    params = inspect.signature(get_method_class(cfg.method.name).__init__).parameters
-    if not any(p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()):
-        kwargs = {k: v for k, v in kwargs.items() if k in params}
-    return build_method(cfg.method.name, **kwargs)
-
-
 def obtain_method(cfg: DictConfig, dm, opts: BenchOptions, logger) -> tuple[Any, Path | None]:
     """(method in eval mode, its checkpoint or None for parameter-free methods).
 
     ``opts.ckpt``: evaluate that checkpoint. Else train, or resume the run's ``last.ckpt``
     (``profile.resume: auto``); with ``opts.train`` False, the run's ``last.ckpt`` must exist.
     """
+    from .build import build_method, check_requirements
     from .train import fit, load_method, run_dir
 
     if opts.ckpt is not None:
         return load_method(opts.ckpt), Path(opts.ckpt)
-    method = build_untrained(cfg)
+    method = build_method(cfg)
+    check_requirements(method, dm)
     if not is_trainable(method):
         return method.eval(), None
     last = run_dir(cfg) / "checkpoints" / "last.ckpt"
@@ -221,6 +196,7 @@ def obtain_method(cfg: DictConfig, dm, opts: BenchOptions, logger) -> tuple[Any,
 # ---------------------------------------------------------------- evaluation
 def evaluate_method(method, dm, clf_path: Path, cfg: DictConfig, opts: BenchOptions) -> dict:
     """One-pass evaluator on the test split; the record also names profile and run."""
+    from .build import eval_intensity
     from .metrics.evaluator import evaluate
     from .results import validate_record
 
@@ -232,6 +208,7 @@ def evaluate_method(method, dm, clf_path: Path, cfg: DictConfig, opts: BenchOpti
     rec = evaluate(method, dm, str(clf_path), inception_weights=opts.inception_weights,
                    swav_weights=opts.swav_weights, cache_dir=opts.data_dir / "stats_cache",
                    trainer_kwargs=trainer_kwargs, dataset=str(cfg.data.name),
+                   intensity=eval_intensity(cfg), batch_size=cfg.profile.get("eval_batch_size"),
                    resolution=int(cfg.res), seed=int(cfg.get("seed", 0)), progress=opts.progress)
     rec["profile"] = str(cfg.profile.name)
     return validate_record(rec)
@@ -250,8 +227,9 @@ def edit_grid_arrays(method, dm, n_rows: int = 4):
     x, src, parts = batch["image"], batch["attrs"].float(), batch["parts"]
     method = method.to("cpu").eval()
     with torch.no_grad():
-        cols = [x, method.edit(x, src, src, parts)]
-        cols += [method.edit(x, src, tgt, parts) for tgt in single_flip_targets(src, method.attrs)]
+        cols = [x, method.edit(x, src, src, parts).images]
+        cols += [method.edit(x, src, tgt, parts, attr_index=k).images
+                 for k, tgt in enumerate(single_flip_targets(src, method.attrs))]
     imgs = torch.stack(cols, 1).clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
     return imgs.permute(0, 1, 3, 4, 2).numpy(), parts.numpy().astype(np.uint8)
 
@@ -327,9 +305,9 @@ def run_bench(cfg: DictConfig, opts: BenchOptions) -> BenchOutcome:
         if what and is_rank_zero():
             print(f"[bench] {name}: {what} ({out.seconds[name]:.1f} s)", flush=True)
 
-    from .train import train_settings
+    from .build import train_settings
 
-    dm = make_datamodule(cfg, opts, batch_size=int(train_settings(cfg)["batch_size"]))
+    dm = make_datamodule(cfg, opts, batch_size=int(train_settings(cfg).get("batch_size") or 32))
     had_store = (Path(dm.store_path) / "manifest.json").is_file()
     ensure_data(dm)
     out.files["data store"] = Path(dm.store_path)

@@ -68,6 +68,13 @@ class StopAtIteration(pl.Callback):
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         if pl_module.iteration >= self.max_iters:
             trainer.should_stop = True
+            set_stop_reason(trainer, f"reached max_iters={self.max_iters} at iteration {pl_module.iteration}")
+
+
+def set_stop_reason(trainer, reason: str) -> None:
+    """Keep the first reason training stopped (read by ``train.fit`` for its last line)."""
+    if not getattr(trainer, "faceedit_stop_reason", None):
+        trainer.faceedit_stop_reason = reason
 
 
 class SampleGrid(pl.Callback):
@@ -140,6 +147,10 @@ class StopAtCPUBudget(pl.Callback):
         pl_module.log("cpu_seconds", used, on_step=True)
         if used >= self.budget:
             trainer.should_stop = True
+            of = getattr(pl_module, "max_iters", None)
+            set_stop_reason(trainer, f"stopped by the {self.budget / 60:g} CPU-minute budget at iteration "
+                                     f"{pl_module.iteration}" + (f" of {of}" if of else "")
+                                     + f" ({used:.0f} CPU-s)")
 
     def state_dict(self) -> dict:
         return {"used": self._now()}

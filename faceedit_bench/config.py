@@ -1,8 +1,14 @@
 """Compose a run's configuration from the small YAML files in ``configs/`` (Hydra compose API).
 
-Root ``configs/bench.yaml`` lists the groups: ``data/<name>``, ``trainer/<name>``,
-``profile/<name>`` and ``method/<method>_<res>``. The resolution comes from ``--res`` or, when
-absent, from the profile (``quick``: 64 px). Extra ``key=value`` overrides use Hydra's grammar.
+Root ``configs/bench.yaml`` lists the groups ``data/<name>``, ``trainer/<name>`` and
+``profile/<name>``; the method comes from ONE file per method, ``method/<name>.yaml``, holding
+the paper's settings (``model``, ``train``), the resolutions it supports (``resolutions``) and
+overrides merged on top in this order: ``at_res[<res>]`` (per-resolution widths), then
+``for_profile[<profile>]`` (e.g. the smoke profile's tiny widths). Method configs are looked up
+in ``configs/method/`` and in every folder added by :func:`add_config_dir` or listed in
+``$FACEEDIT_CONFIG_PATH`` (``:``-separated; each holding ``method/<name>.yaml``), so a method
+outside this repository is one module plus one config. The resolution comes from ``--res`` or,
+when absent, from the profile. Extra ``key=value`` overrides use Hydra's grammar and apply last.
 """
 from __future__ import annotations
 
@@ -11,6 +17,8 @@ from pathlib import Path
 from typing import Sequence
 
 from omegaconf import DictConfig, OmegaConf
+
+_EXTRA_DIRS: list[Path] = []
 
 
 def config_dir() -> Path:
@@ -24,14 +32,63 @@ def config_dir() -> Path:
     return path
 
 
+def add_config_dir(path: str | os.PathLike) -> None:
+    """Also look for ``method/<name>.yaml`` in ``path`` (a plugin's configs)."""
+    p = Path(path)
+    if p not in _EXTRA_DIRS:
+        _EXTRA_DIRS.append(p)
+
+
+def config_dirs() -> list[Path]:
+    env = [Path(p) for p in os.environ.get("FACEEDIT_CONFIG_PATH", "").split(":") if p]
+    return [config_dir(), *_EXTRA_DIRS, *env]
+
+
+def method_config_path(method: str) -> Path:
+    """The one config file of ``method``; a one-line error naming where it was looked for."""
+    tried = [d / "method" / f"{method}.yaml" for d in config_dirs()]
+    for path in tried:
+        if path.is_file():
+            return path
+    raise FileNotFoundError(f"no config for method {method!r}: none of {', '.join(map(str, tried))} exists")
+
+
+def load_method_config(method: str) -> DictConfig:
+    """``method/<name>.yaml`` as written (before resolution/profile overrides)."""
+    path = method_config_path(method)
+    cfg = OmegaConf.load(path)
+    if not isinstance(cfg, DictConfig) or cfg.get("name") != method:
+        raise ValueError(f"{path}: expected a mapping with name: {method}")
+    if not cfg.get("resolutions"):
+        raise ValueError(f"{path}: key 'resolutions' (the supported resolutions) is missing or empty")
+    return cfg
+
+
 def method_resolutions(method: str) -> list[int]:
-    """Resolutions that have a config file ``configs/method/<method>_<res>.yaml``."""
-    out = []
-    for f in (config_dir() / "method").glob(f"{method}_*.yaml"):
-        tail = f.stem[len(method) + 1:]
-        if tail.isdigit():
-            out.append(int(tail))
-    return sorted(out)
+    """Resolutions ``method/<name>.yaml`` declares (``resolutions:``)."""
+    return sorted(int(r) for r in load_method_config(method).resolutions)
+
+
+def _override(section: DictConfig | None, key) -> DictConfig | None:
+    if section is None:
+        return None
+    for k in (key, str(key)):
+        if k in section:
+            return section[k]
+    return None
+
+
+def resolve_method_config(method: str, res: int, profile: str) -> DictConfig:
+    """The method's config at ``res`` under ``profile``: base, then ``at_res``, then ``for_profile``."""
+    raw = load_method_config(method)
+    if res not in method_resolutions(method):
+        raise FileNotFoundError(
+            f"{method_config_path(method)}: method {method!r} does not support {res} px; "
+            f"resolutions: {method_resolutions(method)}")
+    cfg = OmegaConf.merge({k: v for k, v in raw.items() if k not in ("at_res", "for_profile")},
+                          *(o for o in (_override(raw.get("at_res"), res),
+                                        _override(raw.get("for_profile"), profile)) if o is not None))
+    return cfg
 
 
 def _compose(overrides: list[str]) -> DictConfig:
@@ -50,19 +107,23 @@ def compose_config(
     overrides: Sequence[str] = (),
 ) -> DictConfig:
     """The full config for one run; raises naming the missing file for unknown choices."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
     from .methods import get_method_class
 
     get_method_class(method)  # unknown name -> error listing registered methods
-    base = [f"data={data}", f"trainer={trainer}", f"profile={profile}", *overrides]
+    groups = [f"data={data}", f"trainer={trainer}", f"profile={profile}"]
+    cfg = _compose(groups)
     if res is None:
-        res = int(_compose(base).profile.res)
-    available = method_resolutions(method)
-    if res not in available:
-        raise FileNotFoundError(
-            f"no config configs/method/{method}_{res}.yaml; resolutions configured for "
-            f"{method!r}: {available}"
-        )
-    cfg = _compose([f"method={method}_{res}", *base])
+        res = int(cfg.profile.res)
     OmegaConf.set_struct(cfg, False)
-    cfg.res = res
+    cfg.method = resolve_method_config(method, int(res), profile)
+    cfg.res = int(res)
+    # key=value overrides last (Hydra grammar), so method.* keys reach the merged method config
+    absent = object()
+    for ov in OverridesParser.create().parse_overrides(list(overrides)):
+        key = ov.key_or_group
+        if OmegaConf.select(cfg, key, default=absent) is absent and not (ov.is_add() or ov.is_force_add()):
+            raise KeyError(f"override {ov.input_line!r}: no config key {key!r} (prefix it with + to add one)")
+        OmegaConf.update(cfg, key, None if ov.is_delete() else ov.value(), merge=True, force_add=True)
     return cfg

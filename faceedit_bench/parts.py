@@ -84,6 +84,43 @@ def region_mask(labels: torch.Tensor, names: Sequence[str]) -> torch.Tensor:
     return torch.isin(labels, ids)
 
 
+def ar_matrices(attrs: Sequence[str], table: Mapping = AR_TABLE,
+                device=None, dtype: torch.dtype = torch.float32) -> tuple[torch.Tensor, torch.Tensor]:
+    """MagGAN's AR+ / AR- as A x 19 {0,1} matrices for ``attrs`` (rows in ``attrs`` order)."""
+    plus = torch.zeros(len(attrs), NUM_PARTS, dtype=dtype, device=device)
+    minus = torch.zeros_like(plus)
+    for i, name in enumerate(attrs):
+        if name not in table:
+            raise KeyError(f"attribute {name!r} has no entry in the AR table (parts.AR_TABLE); "
+                           "add one or pass your own table")
+        p, m = table[name]
+        plus[i, part_ids(p)] = 1
+        minus[i, part_ids(m)] = 1
+    return plus, minus
+
+
+def ar_region_masks(masks: torch.Tensor, attrs: Sequence[str], table: Mapping = AR_TABLE
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-attribute region masks from per-part (soft) masks: ``M_i^± = min(1, Σ_p AR±_ip M_p)``
+    (MagGAN §3, eq. 12's ``M_i``). ``masks`` B x 19 x H x W (:func:`part_masks`); returns the
+    B x A x H x W masks for strengthening (AR+) and weakening (AR-) each attribute."""
+    plus, minus = ar_matrices(attrs, table, masks.device, masks.dtype)
+    return (torch.einsum("ap,bphw->bahw", plus, masks).clamp_max(1),
+            torch.einsum("ap,bphw->bahw", minus, masks).clamp_max(1))
+
+
+def part_masks(labels: torch.Tensor, dtype: torch.dtype = torch.float32, smooth: int = 0) -> torch.Tensor:
+    """The one on-device soft-mask function: B x H x W label map -> B x 19 x H x W masks.
+
+    ``smooth=0``: one-hot (hard masks, what MRE uses); ``smooth=k`` > 0: a (2k+1)^2 box blur of
+    the one-hot maps (soft edges summing to 1 per pixel), for conditioning (MagGAN)."""
+    masks = torch.nn.functional.one_hot(labels.long(), NUM_PARTS).permute(0, 3, 1, 2).to(dtype)
+    if smooth > 0:
+        k = 2 * smooth + 1
+        masks = torch.nn.functional.avg_pool2d(masks, k, stride=1, padding=smooth, count_include_pad=False)
+    return masks
+
+
 def attribute_region(
     src_labels: torch.Tensor,
     tgt_labels: torch.Tensor | None,
@@ -93,18 +130,18 @@ def attribute_region(
 ) -> torch.Tensor:
     """Region an edit of ``attr`` may touch: AR+ where ``turn_on`` else AR-, on source and target maps.
 
-    ``src_labels``/``tgt_labels``: B x H x W; ``turn_on``: B bool. Returns B x H x W bool.
+    ``src_labels``/``tgt_labels``: B x H x W; ``turn_on``: B bool. Returns B x H x W bool: the
+    union over the maps of :func:`ar_region_masks` of the hard :func:`part_masks`, computed by
+    indexing the same :func:`ar_matrices` rows with the labels (equal for one-hot masks).
     """
-    plus, minus = table[attr]
-    maps = [src_labels] + ([tgt_labels] if tgt_labels is not None else [])
-    reg_plus = torch.zeros_like(src_labels, dtype=torch.bool)
-    reg_minus = torch.zeros_like(src_labels, dtype=torch.bool)
-    for m in maps:
-        reg_plus |= region_mask(m, plus)
-        reg_minus |= region_mask(m, minus)
-    return torch.where(turn_on.view(-1, 1, 1), reg_plus, reg_minus)
+    plus, minus = ar_matrices([attr], table, src_labels.device, torch.bool)
+    region = torch.zeros_like(src_labels, dtype=torch.bool)
+    for m in [src_labels] + ([tgt_labels] if tgt_labels is not None else []):
+        m = m.long()
+        region |= torch.where(turn_on.view(-1, 1, 1), plus[0][m], minus[0][m])
+    return region
 
 
 def one_hot_parts(labels: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Soft masks on the device from a hard label map: B x H x W -> B x 19 x H x W (class-first)."""
-    return torch.nn.functional.one_hot(labels.long(), NUM_PARTS).permute(0, 3, 1, 2).to(dtype)
+    """Hard masks on the device: B x H x W -> B x 19 x H x W (``part_masks(labels, dtype)``)."""
+    return part_masks(labels, dtype)

@@ -20,80 +20,13 @@ from typing import Any, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
-from .protocol import DEFAULT_ATTRS
-
-#: profile keys that override ``cfg.method.train`` when not null
-TRAIN_KEYS = ("max_iters", "batch_size", "n_critic", "lr", "lr_d", "betas", "schedule",
-              "decay_start", "ema_decay", "channels_last", "compile")
-#: training keys that are constructor arguments of the method
-_CTOR_KEYS = ("max_iters", "n_critic", "lr", "lr_d", "betas", "schedule", "decay_start",
-              "ema_decay", "channels_last", "compile")
-
-
-def _plain(node: Any) -> Any:
-    return OmegaConf.to_container(node, resolve=True) if isinstance(node, DictConfig) or OmegaConf.is_list(node) else node
-
-
-def train_settings(cfg: DictConfig) -> dict[str, Any]:
-    """``cfg.method.train`` with the profile's non-null training keys on top."""
-    out = dict(_plain(cfg.method.get("train", {})) or {})
-    for key in TRAIN_KEYS:
-        value = cfg.profile.get(key)
-        if value is not None:
-            out[key] = _plain(value)
-    for key in ("max_iters", "batch_size"):
-        if out.get(key) is None:
-            raise KeyError(f"training setting {key!r} is set neither in configs/method/"
-                           f"{cfg.method.name}_{cfg.res}.yaml (train.{key}) nor in the profile")
-    return out
-
-
-def method_kwargs(cfg: DictConfig) -> dict[str, Any]:
-    """Constructor arguments of the method: ``cfg.method.model`` + training settings + seed."""
-    kwargs = dict(_plain(cfg.method.get("model", {})) or {})
-    kwargs.setdefault("attrs", list(_plain(cfg.get("attrs")) or DEFAULT_ATTRS))
-    kwargs["res"] = int(cfg.res)
-    train = train_settings(cfg)
-    kwargs.update({k: train[k] for k in _CTOR_KEYS if k in train})
-    kwargs["seed"] = int(cfg.get("seed", 0))
-    return kwargs
+from .build import build_datamodule, build_logger, require_train_settings
+from .build import method_kwargs, plain as _plain, train_settings  # noqa: F401  (re-exported)
 
 
 def run_dir(cfg: DictConfig) -> Path:
     name = cfg.get("run_name") or f"{cfg.method.name}_{cfg.res}_{cfg.data.name}_{cfg.profile.name}"
     return Path(cfg.get("out_dir", "runs")) / str(name)
-
-
-def build_datamodule(cfg: DictConfig, batch_size: int):
-    """The project's ``FaceEditDataModule`` for ``cfg.data`` at ``cfg.res`` (SynthFaces: its
-    default export folder ``data/synthfaces/n<N>_r<res>``, generated on first use)."""
-    from .data.datamodule import FaceEditDataModule
-
-    d = cfg.data
-    kwargs: dict[str, Any] = dict(
-        data=d.name, res=int(cfg.res), attrs=list(_plain(cfg.get("attrs")) or DEFAULT_ATTRS),
-        batch_size=batch_size, num_workers=int(d.get("num_workers", 0)),
-        seed=int(cfg.get("seed", 0)), crop=d.get("crop"), masks=str(d.get("masks", "gt")),
-        parser_weights=d.get("parser_weights"), split=d.get("split"))
-    if d.name == "synth":
-        kwargs["synth_n"] = int(d.get("synth_n") or 2000)
-    else:
-        kwargs["root"] = d.get("root")
-    return FaceEditDataModule(**kwargs)
-
-
-def default_logger(cfg: DictConfig, out: Path):
-    """WandbLogger when ``cfg.wandb.enabled`` (offline unless configured), else a CSVLogger."""
-    wb = cfg.get("wandb") or {}
-    if wb.get("enabled", False):
-        from lightning.pytorch.loggers import WandbLogger
-
-        return WandbLogger(project=wb.get("project", "faceedit-bench"), save_dir=str(out),
-                           offline=bool(wb.get("offline", True)), group=str(cfg.method.name),
-                           tags=[f"res{cfg.res}", str(cfg.data.name)], name=out.name)
-    from lightning.pytorch.loggers import CSVLogger
-
-    return CSVLogger(save_dir=str(out), name="logs", version="")
 
 
 def _write_config(cfg: DictConfig, path: Path) -> None:
@@ -126,18 +59,20 @@ def fit(cfg: DictConfig, datamodule: Any = None, logger: Any = None,
     """
     import lightning.pytorch as pl
 
+    from .build import build_method, check_requirements
     from .callbacks import IterationCheckpoint, SampleGrid, StopAtCPUBudget, StopAtIteration
-    from .methods import build_method
     from .train_data import TrainStream
 
     out = run_dir(cfg)
     seed = int(cfg.get("seed", 0))
     pl.seed_everything(seed, workers=True, verbose=False)
-    train = train_settings(cfg)
-    method = build_method(cfg.method.name, **method_kwargs(cfg))
+    train = require_train_settings(cfg)
+    method = build_method(cfg)
     chunks = getattr(method, "chunks_per_iter", 1)
     batch = int(train["batch_size"])
     inner = datamodule if datamodule is not None else build_datamodule(cfg, batch)
+    if hasattr(inner, "store_path"):  # the project's datamodule: needs checked before training
+        check_requirements(method, inner)
     stream = TrainStream(inner, batch, chunks, int(train["max_iters"]), seed,
                          num_workers=int(cfg.data.get("num_workers", 0)))
     prof = cfg.profile
@@ -149,7 +84,7 @@ def fit(cfg: DictConfig, datamodule: Any = None, logger: Any = None,
     if int(prof.get("sample_every", 0) or 0) > 0:
         cbs.append(SampleGrid(out / "samples", int(prof.sample_every), int(prof.get("n_samples", 8))))
     if logger is None:
-        logger = default_logger(cfg, out)
+        logger = build_logger(cfg, out)
     t = cfg.trainer
     trainer = pl.Trainer(
         accelerator=t.get("accelerator", "cpu"), devices=t.get("devices", 1),
@@ -164,6 +99,10 @@ def fit(cfg: DictConfig, datamodule: Any = None, logger: Any = None,
         _write_config(cfg, out / "config.yaml")
     ckpt = resume_path(cfg, out)
     trainer.fit(method, datamodule=stream, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
+    reason = getattr(trainer, "faceedit_stop_reason", None) or (
+        f"the data stream ended at iteration {method.iteration}" if hasattr(method, "iteration") else "done")
+    if trainer.is_global_zero:
+        print(f"[fit] {cfg.method.name}: {reason}", flush=True)
     return out / "checkpoints" / "last.ckpt"
 
 

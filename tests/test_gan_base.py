@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from faceedit_bench.methods.base import AdversarialEditor, LRSchedule
+from faceedit_bench.methods.adversarial import AdversarialEditor, LRSchedule
 from faceedit_bench.methods.targets import (attgan_test_code, shuffled_targets, stargan_test_labels,
                                             stgan_test_diff, stgan_train_diff)
 from faceedit_bench.train_data import StreamSampler, TrainStream
@@ -41,8 +41,8 @@ class ToyD(nn.Module):
 class Toy(AdversarialEditor):
     method_name = "toy"
 
-    def build_nets(self, generator, discriminator):
-        return ToyG(), ToyD(self.res)
+    def build_networks(self, nets):
+        return {"G": ToyG(), "D": ToyD(self.res)}
 
     def test_code(self, src, tgt, intensity):
         return tgt
@@ -141,7 +141,7 @@ def test_iteration_is_generator_updates_and_each_critic_step_has_its_own_batch()
     trainer = _fit(m, iters=2)
     assert m.iteration == 2
     assert trainer.global_step == 2 * (3 + 1)  # Lightning counts optimizer steps (suites.md §C2)
-    opt_g, opt_d = trainer.optimizers
+    opt_g, opt_d = m.phase_optimizer("G"), m.phase_optimizer("D")
     assert int(opt_g.state[next(m.G.parameters())]["step"]) == 2
     assert int(opt_d.state[next(m.D.parameters())]["step"]) == 6
     assert len(seen) == 6
@@ -169,7 +169,7 @@ def test_ema_and_schedule_state():
     _fit(m, iters=2)
     assert m.G_ema is not None and "G_ema.conv.weight" in m.state_dict()
     assert not torch.equal(m.G_ema.conv.weight, m.G.conv.weight)
-    assert m.trainer.optimizers[0].param_groups[0]["lr"] == pytest.approx(2e-5)  # lr/10 from it 1
+    assert m.phase_optimizer("G").param_groups[0]["lr"] == pytest.approx(2e-5)  # lr/10 from it 1
 
 
 def test_compiled_nets_train_both_players():
@@ -183,7 +183,7 @@ def test_edit_checks_shapes_and_uses_the_paper_intensity_by_default():
     m = Toy(attrs=ATTRS, res=8)
     x = torch.rand(2, 3, 8, 8) * 2 - 1
     a = torch.zeros(2, A)
-    assert m.edit(x, a, 1 - a).shape == x.shape
+    assert m.edit(x, a, 1 - a).images.shape == x.shape
     assert m.test_intensity == m.paper_test_intensity
     with pytest.raises(ValueError, match="B x 3"):
         m.edit(torch.rand(2, 8, 8), a, a)

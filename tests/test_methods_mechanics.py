@@ -15,13 +15,13 @@ import torch.nn as nn
 
 from faceedit_bench.callbacks import StopAtIteration
 from faceedit_bench.methods import get_method_class
-from faceedit_bench.methods.base import batch_independent
+from faceedit_bench.methods.adversarial import batch_independent
 from faceedit_bench.train_data import TrainStream
 
 from _train_worker import ToyFaces
 
 RES = 32
-TINY = {  # configs/method/*_32.yaml
+TINY = {  # 32 px layouts at width 4
     "attgan": ({"enc_dim": 4, "dec_dim": 4, "enc_layers": 4, "dec_layers": 4},
                {"dim": 4, "fc_dim": 16, "n_layers": 4}),
     "stgan": ({"enc_dim": 4, "dec_dim": 4, "n_layers": 4, "stu_dim": 4},
@@ -33,7 +33,7 @@ TINY = {  # configs/method/*_32.yaml
 def _method(name: str, **kw):
     g, d = TINY[name]
     torch.manual_seed(0)
-    return get_method_class(name)(res=RES, generator=g, discriminator=d, n_critic=2, **kw)
+    return get_method_class(name)(res=RES, nets={"G": g, "D": d}, n_critic=2, **kw)
 
 
 def _fit_one(m) -> pl.Trainer:
@@ -47,7 +47,7 @@ def _fit_one(m) -> pl.Trainer:
 
 
 def _sgd(m) -> None:
-    m.make_adam = lambda params, lr: torch.optim.SGD(params, lr=lr)
+    m.make_adam = lambda params, lr, betas=None: torch.optim.SGD(params, lr=lr)
 
 
 def test_batch_independence_of_the_discriminators():
@@ -100,7 +100,7 @@ def test_fast_iteration_equals_the_plain_iteration(name):
 
 
 def test_allocator_setting_can_be_turned_off(monkeypatch):
-    from faceedit_bench.methods.base import tune_cpu_allocator
+    from faceedit_bench.methods.adversarial import tune_cpu_allocator
 
     monkeypatch.setenv("FACEEDIT_MALLOC_TUNE", "0")
     assert tune_cpu_allocator() is False

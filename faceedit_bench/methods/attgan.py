@@ -24,13 +24,13 @@ import torch
 import torch.nn.functional as F
 
 from . import register
-from .base import AdversarialEditor
+from .adversarial import AdversarialEditor
 from .targets import attgan_code, attgan_test_code, shuffled_targets
 
 
 @register("attgan")
 class AttGAN(AdversarialEditor):
-    """AttGAN; ``generator``/``discriminator`` are the kwargs of ``nets.attgan`` (official names)."""
+    """AttGAN; networks ``G`` / ``D`` (``nets.G`` / ``nets.D``: kwargs of ``nets.attgan``, official names)."""
 
     encoding = "attgan"
     paper_test_intensity = 1.0
@@ -42,12 +42,11 @@ class AttGAN(AdversarialEditor):
     def default_loss_weights(self) -> dict[str, float]:
         return {"lambda_rec": 100.0, "lambda_g_cls": 10.0, "lambda_d_cls": 1.0}
 
-    def build_nets(self, generator: dict, discriminator: dict):
+    def build_networks(self, nets):
         from ..nets.attgan import AttGANDiscriminator, AttGANGenerator
 
-        g = AttGANGenerator(**{**generator, "n_attrs": self.n_attrs, "img_size": self.res})
-        d = AttGANDiscriminator(**{**discriminator, "n_attrs": self.n_attrs, "img_size": self.res})
-        return g, d
+        return {"G": AttGANGenerator(**{**nets.get("G", {}), "n_attrs": self.n_attrs, "img_size": self.res}),
+                "D": AttGANDiscriminator(**{**nets.get("D", {}), "n_attrs": self.n_attrs, "img_size": self.res})}
 
     # conditioning -------------------------------------------------------------------
     def train_codes(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

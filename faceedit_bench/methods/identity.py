@@ -9,6 +9,7 @@ import torch
 
 from . import register
 from .base import EditMethod
+from .contract import EditResult
 
 
 @register("identity")
@@ -23,8 +24,9 @@ class IdentityMethod(EditMethod):
         self.register_buffer("_device_anchor", torch.zeros(()), persistent=False)
 
     @torch.no_grad()
-    def edit(self, images, src_attrs, tgt_attrs, parts=None, intensity=None):
-        return images.clone()
+    def edit(self, images, src_attrs, tgt_attrs, parts=None, intensity=None, *, attr_index=None):
+        self.check_edit_inputs(images, src_attrs, tgt_attrs)
+        return EditResult(images.clone())
 
     def training_step(self, batch, batch_idx):  # nothing to learn
         return None

@@ -21,7 +21,7 @@ official code computes D's weight gradients there and discards them).
 
 InstanceNorm pitfall (§3.1): the official IN layers track running statistics but the official
 test never calls ``.eval()``, so released outputs use per-instance statistics. By default
-(``generator.eval_running_stats: false``) our eval mode does the same, so ``edit()`` matches the
+(``nets.G.eval_running_stats: false``) our eval mode does the same, so ``edit()`` matches the
 official outputs; ``true`` selects the running averages (plain PyTorch eval). Recorded in
 :meth:`method_protocol`.
 
@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 
 from . import register
-from .base import AdversarialEditor
+from .adversarial import AdversarialEditor
 from .targets import shuffled_targets, stargan_test_labels
 
 
@@ -45,7 +45,7 @@ def _cls_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 @register("stargan")
 class StarGAN(AdversarialEditor):
-    """StarGAN; ``generator``/``discriminator`` are the kwargs of ``nets.stargan`` (official names)."""
+    """StarGAN; networks ``G`` / ``D`` (``nets.G`` / ``nets.D``: kwargs of ``nets.stargan``, official names)."""
 
     encoding = "stargan"
     paper_test_intensity = 1.0
@@ -63,12 +63,11 @@ class StarGAN(AdversarialEditor):
     def default_loss_weights(self) -> dict[str, float]:
         return {"lambda_cls": 1.0, "lambda_rec": 10.0}
 
-    def build_nets(self, generator: dict, discriminator: dict):
+    def build_networks(self, nets):
         from ..nets.stargan import StarGANDiscriminator, StarGANGenerator
 
-        g = StarGANGenerator(**{**generator, "c_dim": self.n_attrs})
-        d = StarGANDiscriminator(**{**discriminator, "c_dim": self.n_attrs, "image_size": self.res})
-        return g, d
+        return {"G": StarGANGenerator(**{**nets.get("G", {}), "c_dim": self.n_attrs}),
+                "D": StarGANDiscriminator(**{**nets.get("D", {}), "c_dim": self.n_attrs, "image_size": self.res})}
 
     def test_code(self, src, tgt, intensity):
         return stargan_test_labels(src, tgt, intensity)
@@ -83,12 +82,12 @@ class StarGAN(AdversarialEditor):
         """``G(x, c')`` for a D update, detached.
 
         Made under ``no_grad``, except in the D update whose batch and target the G update reuses
-        (``_d_step_feeds_g``): there G's graph is kept for :meth:`g_loss`, which would otherwise
+        (``feeds_next_phase``): there G's graph is kept for :meth:`g_loss`, which would otherwise
         recompute ``G(x, c')`` from the same batch, target and G weights (G is not updated in
         between), i.e. the same tensor. The official G update also updates the IN running
         statistics a second time with that fake; :meth:`_replay_norm_update` applies that update.
         """
-        if not (self._d_step_feeds_g and self.reuse_fake):
+        if not (self.feeds_next_phase and self.reuse_fake):
             with torch.no_grad():
                 return self.generate(x, c_trg.to(x.dtype))
         for p in self.G.parameters():  # toggle_optimizer froze them; untoggle restores
@@ -146,6 +145,6 @@ class StarGAN(AdversarialEditor):
 
     def method_protocol(self):
         out = super().method_protocol()
-        out["in_eval_running_stats"] = bool(self.hparams.get("generator", {}).get("eval_running_stats", False)
-                                            if self.hparams.get("generator") else False)
+        g_cfg = (self.hparams.get("nets") or {}).get("G") or {}
+        out["in_eval_running_stats"] = bool(g_cfg.get("eval_running_stats", False))
         return out

@@ -5,7 +5,7 @@ csmliu/STGAN ``train.py`` (implementations.md §2.2): identical training to AttG
 batch 32; 5 D steps per G step; 200 epochs, lr/10 after 100) but G is conditioned on the
 difference ``att_diff = b' - a'`` (``--label diff``; b', a' = (2·label-1)·thres_int), and the
 reconstruction uses ``att_diff = 0``. The STU generator (``nets.stgan``) takes every option of the
-official code; ``generator.n_layers: 6`` selects MagGAN's 6-layer / 5-STU variant.
+official code; ``nets.G.n_layers: 6`` selects MagGAN's 6-layer / 5-STU variant.
 
 Training mechanics are AttGAN's (:mod:`.attgan`): the STGAN D normalises per sample (instance
 norm by default, ``norm_fn='layernorm'`` = ``GroupNorm(1, C)``), so its batched real+fake forward
@@ -26,17 +26,16 @@ from .targets import stgan_test_diff, stgan_train_diff
 
 @register("stgan")
 class STGAN(AttGAN):
-    """STGAN; ``generator``/``discriminator`` are the kwargs of ``nets.stgan`` (official names)."""
+    """STGAN; networks ``G`` / ``D`` (``nets.G`` / ``nets.D``: kwargs of ``nets.stgan``, official names)."""
 
     encoding = "stgan"
     paper_test_intensity = 2.0
 
-    def build_nets(self, generator: dict, discriminator: dict):
+    def build_networks(self, nets):
         from ..nets.stgan import STGANDiscriminator, STGANGenerator
 
-        g = STGANGenerator(**{**generator, "n_attrs": self.n_attrs, "img_size": self.res})
-        d = STGANDiscriminator(**{**discriminator, "n_attrs": self.n_attrs, "img_size": self.res})
-        return g, d
+        return {"G": STGANGenerator(**{**nets.get("G", {}), "n_attrs": self.n_attrs, "img_size": self.res}),
+                "D": STGANDiscriminator(**{**nets.get("D", {}), "n_attrs": self.n_attrs, "img_size": self.res})}
 
     def train_codes(self, a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(difference code of the edit, zero difference for the reconstruction)."""
