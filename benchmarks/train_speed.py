@@ -73,12 +73,11 @@ def build_ours(method: str, res: int, channels_last: bool = False, seed: int = 0
     if method == "attgan":
         return build_method(
             "attgan", **common,
-            generator=dict(enc_dim=64, dec_dim=64, enc_layers=5, dec_layers=5, shortcut_layers=1,
-                           inject_layers=1),
-            discriminator=dict(dim=64, fc_dim=1024, n_layers=5, fc_acti_fn="relu"))
+            nets={"G": dict(enc_dim=64, dec_dim=64, enc_layers=5, dec_layers=5, shortcut_layers=1,
+                            inject_layers=1),
+                  "D": dict(dim=64, fc_dim=1024, n_layers=5, fc_acti_fn="relu")})
     return build_method("stargan", **common, attrs=STARGAN_ATTRS,
-                        generator=dict(conv_dim=64, repeat_num=6),
-                        discriminator=dict(conv_dim=64, repeat_num=6))
+                        nets={"G": dict(conv_dim=64, repeat_num=6), "D": dict(conv_dim=64, repeat_num=6)})
 
 
 class _SuperBatches(torch.utils.data.Dataset):
@@ -266,7 +265,7 @@ class _Replay:
 
 
 def _sgd(method, lr: float) -> None:
-    method.make_adam = lambda params, _lr: torch.optim.SGD(params, lr=lr)
+    method.make_adam = lambda params, _lr, _betas=None: torch.optim.SGD(params, lr=lr)
 
 
 def _compare(ours: dict, theirs: dict, start: dict) -> dict:

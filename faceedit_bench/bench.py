@@ -209,6 +209,7 @@ def evaluate_method(method, dm, clf_path: Path, cfg: DictConfig, opts: BenchOpti
                    swav_weights=opts.swav_weights, cache_dir=opts.data_dir / "stats_cache",
                    trainer_kwargs=trainer_kwargs, dataset=str(cfg.data.name),
                    intensity=eval_intensity(cfg), batch_size=cfg.profile.get("eval_batch_size"),
+                   track=(cfg.get("eval") or {}).get("track"),
                    resolution=int(cfg.res), seed=int(cfg.get("seed", 0)), progress=opts.progress)
     rec["profile"] = str(cfg.profile.name)
     return validate_record(rec)
@@ -257,8 +258,10 @@ def record_and_render(rec: dict, opts: BenchOptions) -> dict[str, Path]:
         if not papers.is_dir():  # a fresh output folder: the papers' numbers of this checkout
             papers = Path(__file__).resolve().parents[1] / "leaderboards" / "papers"
         render_all(opts.results_dir, opts.leaderboards_dir, papers)
-        ds, res = rec["dataset"], rec["resolution"]
-        files["leaderboard"] = opts.leaderboards_dir / f"unified_{ds}_{res}.md"
+        from .leaderboard.render_tables import unified_name
+
+        name = unified_name(rec["track"], rec["dataset"], rec["resolution"])
+        files["leaderboard"] = opts.leaderboards_dir / f"{name}.md"
         files["leaderboard index"] = opts.leaderboards_dir / "README.md"
     return files
 
@@ -350,10 +353,11 @@ def run_bench(cfg: DictConfig, opts: BenchOptions) -> BenchOutcome:
 def main(cfg: DictConfig, opts: BenchOptions) -> int:
     """CLI body: run, print the table and the files; user-fixable errors exit 2 with the reason."""
     from .data.celeba import DataFormatError
+    from .methods.contract import RequirementError
 
     try:
         outcome = run_bench(cfg, opts)
-    except (BenchError, FileNotFoundError, DataFormatError) as e:
+    except (BenchError, FileNotFoundError, DataFormatError, RequirementError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if outcome.record is None:
@@ -390,7 +394,7 @@ def compose_for_cli(args) -> tuple[DictConfig | None, BenchOptions | None]:
     try:
         method_from_checkpoint(args)
         return compose_from_args(args), options_from_args(args)
-    except (BenchError, FileNotFoundError, HydraException) as e:
+    except (BenchError, FileNotFoundError, KeyError, HydraException) as e:
         print(f"error: {e}", file=sys.stderr)
         return None, None
 

@@ -1,8 +1,10 @@
 """Result records: one JSON object per evaluation, in append-only JSON-lines files (DESIGN §3).
 
-A record carries the method, data, every metric (overall and per attribute) and the protocol
-that produced them; a number never travels without its protocol. Appends are safe across
-processes: a file lock around one ``os.write`` of the whole line.
+A record carries the method, data, its evaluation track, every metric (overall and per
+attribute) and the protocol that produced them; a number never travels without its protocol.
+Metric names must be registered (``metrics.registry``) for the record's track. Appends are safe
+across processes: a file lock around one ``os.write`` of the whole line. Schema 2 added
+``track``; :func:`upgrade_record` / :func:`upgrade_file` migrate schema-1 records.
 """
 from __future__ import annotations
 
@@ -15,12 +17,15 @@ from typing import Any, Iterator
 
 from filelock import FileLock
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+#: the track of every schema-1 record (there was no other)
+V1_TRACK = "attribute_flip"
 
 #: top-level key -> accepted Python types
 REQUIRED: dict[str, tuple[type, ...]] = {
     "schema_version": (int,),
     "method": (str,),
+    "track": (str,),
     "resolution": (int,),
     "dataset": (str,),
     "split": (str,),
@@ -52,6 +57,9 @@ def validate_record(rec: Any) -> dict:
     """Return ``rec`` if it follows the schema, else raise :class:`RecordError` naming the key."""
     if not isinstance(rec, dict):
         raise RecordError(f"record must be a JSON object, got {type(rec).__name__}")
+    if "schema_version" in rec and rec["schema_version"] != SCHEMA_VERSION:
+        hint = " (migrate with faceedit_bench.results.upgrade_file)" if rec["schema_version"] == 1 else ""
+        raise RecordError(f"key 'schema_version': expected {SCHEMA_VERSION}, got {rec['schema_version']!r}{hint}")
     for key, types in REQUIRED.items():
         if key not in rec:
             raise RecordError(f"missing key {key!r}")
@@ -62,12 +70,16 @@ def validate_record(rec: Any) -> dict:
             raise RecordError(f"unknown key {key!r}; allowed: {sorted(REQUIRED) + sorted(OPTIONAL)}")
         if key in OPTIONAL and not isinstance(rec[key], OPTIONAL[key]):
             raise RecordError(f"key {key!r}: expected {OPTIONAL[key][0].__name__}")
-    if rec["schema_version"] != SCHEMA_VERSION:
-        raise RecordError(f"key 'schema_version': expected {SCHEMA_VERSION}, got {rec['schema_version']}")
+    from .metrics.registry import TRACKS
+
+    if rec["track"] not in TRACKS:
+        raise RecordError(f"key 'track': expected one of {list(TRACKS)}, got {rec['track']!r}")
     for name, value in rec["metrics"].items():
+        _check_metric_name("metrics", name, rec["track"])
         if not _is_number(value):
             raise RecordError(f"metrics[{name!r}]: expected a number or null, got {value!r}")
     for name, table in rec["per_attribute"].items():
+        _check_metric_name("per_attribute", name, rec["track"])
         if not isinstance(table, dict):
             raise RecordError(f"per_attribute[{name!r}]: expected an object attribute -> number")
         for attr, value in table.items():
@@ -79,6 +91,17 @@ def validate_record(rec: Any) -> dict:
     return rec
 
 
+def _check_metric_name(where: str, name: str, track: str) -> None:
+    """A registered metric of ``track``, else :class:`RecordError` naming it."""
+    from .metrics.registry import is_metric, metric_spec
+
+    if not is_metric(name):
+        raise RecordError(f"{where}[{name!r}]: unknown metric (not in faceedit_bench.metrics.registry)")
+    tracks = metric_spec(name).tracks
+    if track not in tracks:
+        raise RecordError(f"{where}[{name!r}]: not a metric of track {track!r} (its tracks: {list(tracks)})")
+
+
 def make_record(
     method: str,
     resolution: int,
@@ -88,9 +111,11 @@ def make_record(
     metrics: dict[str, float | None],
     protocol: dict[str, Any],
     per_attribute: dict[str, dict[str, float]] | None = None,
+    *,
+    track: str,
     **optional: Any,
 ) -> dict:
-    """Build and validate a record; NaN/inf metric values become null."""
+    """Build and validate a record of evaluation ``track``; NaN/inf metric values become null."""
 
     def clean(v):
         return None if v is None or (isinstance(v, float) and not math.isfinite(v)) else v
@@ -98,6 +123,7 @@ def make_record(
     rec = {
         "schema_version": SCHEMA_VERSION,
         "method": method,
+        "track": track,
         "resolution": int(resolution),
         "dataset": dataset,
         "split": split,
@@ -152,3 +178,29 @@ def iter_records(path: str | os.PathLike) -> Iterator[dict]:
 
 def read_records(path: str | os.PathLike) -> list[dict]:
     return list(iter_records(path))
+
+
+def upgrade_record(rec: dict) -> dict:
+    """A schema-1 record as schema 2 (``track``: attribute_flip, the only track it could have had);
+    a current record is returned unchanged. The result is validated."""
+    if rec.get("schema_version") == 1:
+        rec = {**rec, "schema_version": SCHEMA_VERSION, "track": rec.get("track", V1_TRACK)}
+    return validate_record(rec)
+
+
+def upgrade_file(path: str | os.PathLike) -> int:
+    """Rewrite a results file with every record upgraded (same line order, same JSON layout as
+    :func:`append_record`), atomically; returns the number of records."""
+    path = Path(path)
+    lines = []
+    for lineno, raw in enumerate(path.read_bytes().splitlines(), start=1):
+        if raw.strip():
+            try:
+                rec = upgrade_record(json.loads(raw))
+            except (json.JSONDecodeError, RecordError) as e:
+                raise ResultsFileError(f"{path}:{lineno}: {e}") from None
+            lines.append(json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n")
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text("".join(lines))
+    os.replace(tmp, path)
+    return len(lines)

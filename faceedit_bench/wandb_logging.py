@@ -4,7 +4,9 @@ Mode (reference/suites.md §C8): ``--wandb-mode`` when given; else ``$WANDB_MODE
 ``disabled``: no logger at all); else ``online`` when ``$WANDB_API_KEY`` is set, otherwise
 ``offline`` (sync later with ``wandb sync <dir>``). Runs are grouped by method and tagged with
 resolution, dataset and profile; the whole protocol goes into the run config. A result record is
-logged as ``eval/<metric>`` and ``eval/<metric>/<attribute>`` (:func:`metric_dict`), as W&B
+logged as ``eval/<metric>`` for every registered metric of its track (``metrics.registry``; NaN
+when not measured, so every method's runs have the same keys) and ``eval/<metric>/<attribute>``
+(:func:`metric_dict`), as W&B
 Tables (the result row, the per-attribute table) and with an edit grid whose parser label maps
 are W&B mask overlays.
 """
@@ -20,9 +22,13 @@ from typing import Any, Sequence
 from .parts import PARTS
 
 MODES = ("online", "offline", "disabled")
-#: logged for every method (NaN when a metric was not measured), so runs compare key by key
-CORE_METRICS = ("tarr", "mre", "fid", "ssfid", "is", "psnr", "ssim", "preservation_error",
-                "tarr_hat", "tarr_nohat")
+
+
+def track_metrics(track: str) -> list[str]:
+    """The metric names logged for every record of ``track`` (the registry's, in table order)."""
+    from .metrics.registry import metric_specs
+
+    return [s.name for s in metric_specs(track)]
 
 
 def resolve_mode(cli_mode: str | None = None) -> str:
@@ -63,8 +69,8 @@ def _num(v: Any) -> float:
 
 
 def metric_dict(record: dict) -> dict[str, float]:
-    """``eval/<metric>`` for every metric (the core ones always) and ``eval/<metric>/<attr>``."""
-    out = {f"eval/{k}": _num(record["metrics"].get(k)) for k in CORE_METRICS}
+    """``eval/<metric>`` for every registered metric of the record's track and ``eval/<metric>/<attr>``."""
+    out = {f"eval/{k}": _num(record["metrics"].get(k)) for k in track_metrics(record["track"])}
     out.update({f"eval/{k}": _num(v) for k, v in record["metrics"].items()})
     for metric, table in sorted(record["per_attribute"].items()):
         for attr, v in table.items():
@@ -74,7 +80,7 @@ def metric_dict(record: dict) -> dict[str, float]:
 
 def record_config(record: dict) -> dict:
     """Run config: the whole protocol plus what identifies the result."""
-    keys = ("method", "resolution", "dataset", "split", "n_images", "profile")
+    keys = ("method", "track", "resolution", "dataset", "split", "n_images", "profile")
     return {"protocol": record["protocol"], **{k: record[k] for k in keys if k in record},
             **({"run": record["run"]} if "run" in record else {})}
 

@@ -50,7 +50,11 @@ def test_bench_every_method(world, method, capsys):
     rec = recs[-1]
     assert rec["resolution"] == 32 and rec["dataset"] == "celeba" and rec["profile"] == "quick"
     assert rec["protocol"]["attrs"] == ["Bald", "Eyeglasses", "Male"]
-    assert rec["metrics"]["tarr"] is not None and rec["n_images"] == 8
+    assert rec["n_images"] == 8
+    tarr, acc = rec["per_attribute"]["tarr"], rec["per_attribute"]["clf_acc_test"]
+    assert rec["metrics"]["tarr"] == pytest.approx(sum(tarr.values()) / len(tarr))
+    if method == "identity":  # an unchanged image is a hit exactly where the classifier errs
+        assert tarr == pytest.approx({a: 1 - acc[a] for a in tarr})
     table = (world / "lb" / "unified_celeba_32.md").read_text()
     assert any(line.startswith(f"| {method} | quick |") for line in table.splitlines())
     assert (world / "lb" / "grids" / f"{method}_celeba_32_quick.png").is_file()

@@ -141,7 +141,17 @@ def test_construction_fetches_nothing(monkeypatch):
 
     monkeypatch.setattr(socket, "socket", no_net)
     monkeypatch.setattr(socket, "create_connection", no_net)
-    BiSeNet(19, base=8)
+    monkeypatch.setattr(torch.hub, "load_state_dict_from_url", no_net)
+    monkeypatch.setattr(torch.hub, "download_url_to_file", no_net)
+    torch.manual_seed(0)
+    a = BiSeNet(19, base=8)
+    torch.manual_seed(1)
+    b = BiSeNet(19, base=8)
+    # random init, not weights from anywhere: the seed decides every convolution
+    convs = [(n, p) for n, p in a.named_parameters() if p.ndim == 4]
+    other = dict(b.named_parameters())
+    assert convs and all(not torch.equal(p, other[n]) for n, p in convs)
+    assert getattr(a, "weights_path", None) is None
 
 
 def test_save_load_roundtrip_reduced_width(tmp_path):

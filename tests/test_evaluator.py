@@ -8,7 +8,7 @@ from faceedit_bench.metrics.classifier import load_classifier
 from faceedit_bench.metrics.evaluator import evaluate
 from faceedit_bench.results import validate_record
 
-from _metrics_toy import ATTRS, RES, OracleMethod, TinyInception, TinySwAV, ToyDataModule, toy_classifier_path
+from _metrics_toy import ATTRS, RES, OracleMethod, TinyInception, TinySwAV, ToyDataModule, ToyEditor, toy_classifier_path
 
 
 @pytest.fixture(scope="module")
@@ -74,3 +74,39 @@ def test_fid_is_ssfid_with_extractors_and_stats_cache(dm, clf, tmp_path):
     assert abs(a["metrics"]["fid_attr_mean"]) < 1e-6 and abs(a["metrics"]["ssfid"]) < 1e-6
     assert all(abs(v) < 1e-6 for v in a["per_attribute"]["fid"].values())
     assert a["protocol"]["fid_extractor"].startswith("tiny-inception-standin")
+
+
+class HalfIntensityEditor(ToyEditor):
+    """A ToyEditor whose configured test intensity differs from the paper's, scaling its edit."""
+
+    method_name = "half_intensity_editor"
+
+    def __init__(self):
+        super().__init__()
+        self.test_intensity = 0.5  # e.g. from the method's config (method.model.test_intensity)
+
+    @torch.no_grad()
+    def edit(self, images, src_attrs, tgt_attrs, parts=None, intensity=None):
+        k = self.test_intensity if intensity is None else intensity
+        return (images + k * ((tgt_attrs - src_attrs) @ self.w).view(-1, 3, 1, 1)).clamp(-1, 1)
+
+
+def test_recorded_test_intensity_is_the_one_used(dm, clf, tmp_path):
+    assert _run(ToyEditor(), dm, None, tmp_path)["protocol"]["test_intensity"] == ToyEditor.paper_test_intensity
+    half = _run(HalfIntensityEditor(), dm, None, tmp_path)
+    assert half["protocol"]["test_intensity"] == 0.5
+    two = _run(HalfIntensityEditor(), dm, None, tmp_path, intensity=2.0)
+    assert two["protocol"]["test_intensity"] == 2.0
+    assert two["metrics"]["mre"] > half["metrics"]["mre"] > 0  # the edit really used that intensity
+
+
+def test_ar_table_is_used_and_recorded(dm, tmp_path):
+    from faceedit_bench.parts import AR_TABLE, PARTS, ar_table_hash
+
+    everything = {a: (PARTS, PARTS) for a in AR_TABLE}  # every pixel may change: MRE 0, nothing "out"
+    default = _run(ToyEditor(), dm, None, tmp_path)
+    wide = _run(ToyEditor(), dm, None, tmp_path, ar_table=everything)
+    assert default["protocol"]["ar_table_hash"] == ar_table_hash(AR_TABLE)
+    assert wide["protocol"]["ar_table_hash"] == ar_table_hash(everything) != ar_table_hash(AR_TABLE)
+    assert default["metrics"]["mre"] > 0 and wide["metrics"]["mre"] == 0.0
+    assert wide["metrics"]["cf_l1_out"] is None and default["metrics"]["cf_l1_out"] is not None

@@ -8,6 +8,7 @@ import pytest
 
 from faceedit_bench.leaderboard import render_all
 from faceedit_bench.leaderboard.load import PaperTableError, load_paper_tables, protocol_id
+from faceedit_bench.methods import available
 from faceedit_bench.protocol import DEFAULT_ATTRS
 from faceedit_bench.results import append_record, make_record
 
@@ -36,36 +37,88 @@ def _protocol(**kw):
 def _write(results, method, tarr, mre, res=32, **proto):
     rec = make_record(method, res, "synth", "test", 8, {"tarr": tarr, "mre": mre, "fid": None},
                       _protocol(**proto), per_attribute={"tarr": {a: tarr for a in DEFAULT_ATTRS}},
-                      profile="quick")
+                      profile="quick", track="attribute_flip")
     append_record(results / "r.jsonl", rec)
     return rec
 
 
+def _rows(md: str) -> list[list[str]]:
+    return [[c.strip() for c in line.split("|")[1:-1]] for line in md.splitlines()
+            if line.startswith("| ") and " test " in line]
+
+
 def test_unified_sorted_by_direction_and_labelled(tmp_path):
+    table1 = next(t for t in load_paper_tables(PAPERS) if t.name == "maggan_table1")
+    in_table = [m for m in available() if m in table1.methods]
+    a, b, c = in_table[0], *[m for m in available() if m != in_table[0]][:2]
     results = tmp_path / "results"
-    _write(results, "attgan", 0.5, 0.2)
-    _write(results, "stgan", 0.9, 0.4)
-    _write(results, "identity", 0.1, 0.0)
-    last = _write(results, "attgan", 0.7, 0.1)  # supersedes the first attgan row (same protocol)
+    _write(results, a, 0.5, 0.2)
+    _write(results, b, 0.9, 0.4)
+    _write(results, c, 0.1, 0.0)
+    last = _write(results, a, 0.7, 0.1)  # supersedes the first row of `a` (same protocol)
     out = tmp_path / "lb"
     render_all(results, out, PAPERS)
     md = (out / "unified_synth_32.md").read_text()
-    rows = [line for line in md.splitlines() if line.startswith("| ") and " test " in line]
-    assert [r.split("|")[1].strip() for r in rows] == ["stgan", "attgan", "identity"]  # tarr, higher first
-    assert "| **90.00** |" in rows[0] or "**90**" in rows[0]
-    assert "**0.0000**" in rows[2]  # lowest mre is the best mre
-    assert "50" not in rows[1].split("|")[6]  # superseded attgan record is not shown
+    rows = _rows(md)
+    assert [r[0] for r in rows] == [b, a, c]  # tarr, higher first
+    assert rows[0][5] == "**90**"
+    assert rows[2][6] == "**0.0000**"  # lowest mre is the best mre
+    assert rows[1][5] == "70"  # the superseded record of `a` is not shown
     # measured rows beside the paper's: labelled with dataset, resolution, protocol
     t1 = (out / "maggan_table1.md").read_text()
-    assert f"stgan (ours) · synth 32px · quick · protocol {protocol_id(last)}" in t1
+    assert f"{a} (ours) · synth 32px · quick · protocol {protocol_id(last)}" in t1
     assert "| paper | STGAN(256) |" in t1
     assert (out / "plots").is_dir() and len(list((out / "plots").glob("tarr_*.png"))) == 3
 
 
+def test_header_units_come_from_the_registry(tmp_path):
+    results = tmp_path / "results"
+    _write(results, available()[0], 0.25, 0.125)
+    render_all(results, tmp_path / "lb", PAPERS, charts=False)
+    md = (tmp_path / "lb" / "unified_synth_32.md").read_text()
+    header = next(line for line in md.splitlines() if line.startswith("| method"))
+    assert "tarr (%) ↑" in header and "mre (L1 [0,1]) ↓" in header and "fid (FID) ↓" in header
+    assert _rows(md)[0][5:7] == ["**25**", "**0.1250**"]  # the markdown states % and converts
+    csv_lines = (tmp_path / "lb" / "unified_synth_32.csv").read_text().splitlines()
+    assert "tarr (fraction) ↑" in csv_lines[0] and "(%)" not in csv_lines[0]
+    assert csv_lines[1].split(",")[5:7] == ["0.25", "0.125"]  # the CSV keeps the stored fractions
+
+
+def test_records_at_two_test_intensities_both_show(tmp_path):
+    results = tmp_path / "results"
+    method = available()[0]
+    one = _write(results, method, 0.4, 0.1, test_intensity=1.0)
+    two = _write(results, method, 0.6, 0.2, test_intensity=2.0)
+    assert protocol_id(one) != protocol_id(two)
+    render_all(results, tmp_path / "lb", PAPERS, charts=False)
+    rows = _rows((tmp_path / "lb" / "unified_synth_32.md").read_text())
+    assert sorted((r[0], r[4]) for r in rows) == sorted([(method, protocol_id(one)), (method, protocol_id(two))])
+    legend = (tmp_path / "lb" / "README.md").read_text()
+    assert f"| {protocol_id(one)} | none | bicubic | 1.0 |" in legend
+    assert f"| {protocol_id(two)} | none | bicubic | 2.0 |" in legend
+
+
+def test_tracks_get_their_own_unified_tables(tmp_path):
+    results = tmp_path / "results"
+    method = available()[0]
+    flip = _write(results, method, 0.4, 0.1)
+    m2f = make_record(method, 32, "synth", "test", 8, {"psnr": 20.0, "parsing_pixel_acc": 0.5, "fid": None},
+                      _protocol(test_intensity=None), profile="quick", track="mask_to_face")
+    append_record(results / "r.jsonl", m2f)
+    assert protocol_id(m2f) != protocol_id(flip)  # the track is part of the id
+    render_all(results, tmp_path / "lb", PAPERS, charts=False)
+    flip_md = (tmp_path / "lb" / "unified_synth_32.md").read_text()
+    m2f_md = (tmp_path / "lb" / "unified_mask_to_face_synth_32.md").read_text()
+    assert "parsing_pixel_acc" not in flip_md and "tarr" not in m2f_md
+    assert "mask_to_face, synth, 32 px" in m2f_md and "parsing_pixel_acc (%) ↑" in m2f_md
+    assert _rows(m2f_md)[0][0] == method
+    assert "unified_mask_to_face_synth_32.md" in (tmp_path / "lb" / "README.md").read_text()
+
+
 def test_render_is_deterministic(tmp_path):
     results = tmp_path / "results"
-    _write(results, "stgan", 0.6, 0.3)
-    _write(results, "stgan", 0.6, 0.3, res=64, test_intensity=0.5)
+    _write(results, available()[0], 0.6, 0.3)
+    _write(results, available()[0], 0.6, 0.3, res=64, test_intensity=0.5)
 
     def digest(out):
         files = render_all(results, out, PAPERS)

@@ -1,10 +1,13 @@
 """Result records: schema, concurrent appends, malformed lines reported with file and line."""
+import json
 import multiprocessing as mp
+from pathlib import Path
 
 import pytest
 
 from faceedit_bench.results import (
-    RecordError, ResultsFileError, append_record, make_record, read_records, validate_record,
+    SCHEMA_VERSION, RecordError, ResultsFileError, append_record, make_record, read_records, upgrade_file,
+    upgrade_record, validate_record,
 )
 
 PROTOCOL = {"attrs": ["Bald"], "crop": "none", "resize_filter": "bicubic", "test_intensity": 1.0,
@@ -13,7 +16,7 @@ PROTOCOL = {"attrs": ["Bald"], "crop": "none", "resize_filter": "bicubic", "test
 
 def _record(i: int = 0) -> dict:
     return make_record("identity", 64, "synth", "test", 10 + i, {"psnr": 30.0 + i, "fid": None},
-                       PROTOCOL, per_attribute={"tarr": {"Bald": 0.5}})
+                       PROTOCOL, per_attribute={"tarr": {"Bald": 0.5}}, track="attribute_flip")
 
 
 def _append_many(path: str, worker: int, n: int) -> None:
@@ -74,5 +77,44 @@ def test_schema_rejects_bad_values():
 
 
 def test_nan_metric_becomes_null():
-    rec = make_record("identity", 64, "synth", "test", 1, {"fid": float("nan")}, PROTOCOL)
+    rec = make_record("identity", 64, "synth", "test", 1, {"fid": float("nan")}, PROTOCOL, track="attribute_flip")
     assert rec["metrics"]["fid"] is None
+
+
+def test_metric_names_are_checked_against_the_registry():
+    rec = _record()
+    rec["metrics"]["psnr_typo"] = 1.0
+    with pytest.raises(RecordError, match=r"metrics\['psnr_typo'\]: unknown metric"):
+        validate_record(rec)
+    rec = _record()
+    rec["per_attribute"]["tar"] = {"Bald": 0.5}
+    with pytest.raises(RecordError, match=r"per_attribute\['tar'\]: unknown metric"):
+        validate_record(rec)
+    # per-track applicability: TARR is not a mask_to_face metric, parsing accuracy is
+    with pytest.raises(RecordError, match=r"metrics\['tarr'\]: not a metric of track 'mask_to_face'"):
+        make_record("x", 64, "synth", "test", 1, {"tarr": 0.5}, PROTOCOL, track="mask_to_face")
+    ok = make_record("x", 64, "synth", "test", 1, {"psnr": 20.0, "parsing_pixel_acc": 0.9}, PROTOCOL,
+                     track="mask_to_face")
+    assert ok["track"] == "mask_to_face"
+    with pytest.raises(RecordError, match=r"key 'track': expected one of"):
+        make_record("x", 64, "synth", "test", 1, {}, PROTOCOL, track="flipping")
+
+
+def test_track_is_required_and_schema_1_records_upgrade(tmp_path):
+    rec = _record()
+    del rec["track"]
+    with pytest.raises(RecordError, match="missing key 'track'"):
+        validate_record(rec)
+    old = {**rec, "schema_version": 1}
+    with pytest.raises(RecordError, match="expected 2, got 1 .*upgrade_file"):
+        validate_record(old)
+    assert upgrade_record(old)["track"] == "attribute_flip"
+    path = tmp_path / "old.jsonl"
+    path.write_text(json.dumps(old) + "\n" + json.dumps(old) + "\n")
+    assert upgrade_file(path) == 2
+    assert [r["track"] for r in read_records(path)] == ["attribute_flip"] * 2
+
+
+def test_committed_results_follow_the_schema():
+    records = read_records(Path(__file__).resolve().parents[1] / "results" / "results.jsonl")
+    assert records and all(r["schema_version"] == SCHEMA_VERSION and r["track"] for r in records)

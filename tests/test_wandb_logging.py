@@ -17,7 +17,8 @@ def _record():
              "data_hash": "feedbeef", "ar_table_hash": "0123"}
     metrics = {"tarr": 0.5, "mre": 0.01, "fid": None, "psnr": 30.0, "ssim": 0.9}
     per = {"tarr": {a: 0.5 for a in DEFAULT_ATTRS}, "mre": {a: 0.01 for a in DEFAULT_ATTRS}}
-    return make_record("identity", 32, "synth", "test", 4, metrics, proto, per, profile="quick")
+    return make_record("identity", 32, "synth", "test", 4, metrics, proto, per, profile="quick",
+                       track="attribute_flip")
 
 
 def test_mode_resolution(monkeypatch):
@@ -40,6 +41,24 @@ def test_metric_keys_are_the_same_for_every_method():
               "eval/tarr/Bald", "eval/tarr/Young", "eval/mre/Eyeglasses"):
         assert k in keys
     assert np.isnan(wl.metric_dict(_record())["eval/ssfid"])  # not measured: NaN, key still there
+
+
+def test_eval_keys_are_the_registry_metrics_of_the_track():
+    """Every method logs the same eval/<name> keys: the registry's metrics of the record's track."""
+    from faceedit_bench.methods import available
+    from faceedit_bench.metrics.registry import metric_specs
+
+    for track in ("attribute_flip", "mask_to_face"):
+        names = {s.name for s in metric_specs(track)}
+        seen = []
+        for method in available():
+            rec = make_record(method, 32, "synth", "test", 4, {"psnr": 30.0}, _record()["protocol"],
+                              track=track)
+            keys = set(wl.metric_dict(rec))
+            assert keys == {f"eval/{n}" for n in names}, (track, method)
+            seen.append(keys)
+        assert all(k == seen[0] for k in seen)
+    assert "eval/parsing_pixel_acc" not in wl.metric_dict(_record())
 
 
 def test_offline_run_files_keys_and_protocol(tmp_path, monkeypatch):

@@ -7,6 +7,8 @@ generator updates. Prints the last checkpoint's path.
 """
 from __future__ import annotations
 
+import sys
+
 from ._common import add_run_arguments, compose_from_args
 
 
@@ -17,8 +19,14 @@ def run(args) -> int:
         args.overrides.append(f"profile.resume={args.ckpt}")
     if args.out is not None:
         args.overrides.append(f"out_dir={args.out}")
-    cfg = compose_from_args(args)
-    print(fit(cfg))
+    from ..methods.contract import RequirementError
+
+    try:
+        cfg = compose_from_args(args)
+        print(fit(cfg))
+    except (RequirementError, FileNotFoundError, KeyError) as e:
+        print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -1,4 +1,4 @@
-"""``faceedit-bench methods``: list the registered methods and their configured resolutions."""
+"""``faceedit-bench methods``: the registered methods, their resolutions, tracks and needs."""
 from __future__ import annotations
 
 
@@ -10,7 +10,8 @@ def run(args) -> int:
         cls = get_method_class(name)
         doc = (cls.__doc__ or "").strip().splitlines()[0] if cls.__doc__ else ""
         res = ",".join(str(r) for r in method_resolutions(name)) or "-"
-        print(f"{name:10s} res {res:18s} {doc}")
+        needs = ",".join(sorted(cls.needs)) or "-"
+        print(f"{name:10s} res {res:18s} tracks {','.join(cls.tracks):15s} needs {needs:8s} {doc}")
     return 0
 
 

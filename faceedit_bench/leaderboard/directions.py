@@ -1,47 +1,51 @@
-"""Metric directions and display units for the leaderboards.
-
-Directions follow the torchmetrics classes' ``higher_is_better`` (faceedit_bench/metrics); a
-metric absent here is shown but neither ranked nor marked best.
+"""Metric directions and display units for the leaderboards: a thin view over
+``faceedit_bench.metrics.registry`` (each metric's ``higher_is_better``, ``unit`` and table
+``order``). A name the registry does not know (e.g. a paper-only column) is shown but neither
+ranked nor marked best; ``x_mean`` reads as ``x``.
 """
 from __future__ import annotations
 
-HIGHER_IS_BETTER: dict[str, bool] = {
-    "tarr": True, "tarr_hat": True, "tarr_nohat": True, "attr_acc": True, "classifier_acc": True,
-    "psnr": True, "ssim": True, "is": True, "parsing_pixel_acc": True, "parsing_acc": True,
-    "cf_psnr": True, "clf_acc_test": True,
-    "mre": False, "fid": False, "ssfid": False, "kid": False, "preservation_error": False,
-    "cf_l1": False, "cf_l1_in": False, "cf_l1_out": False, "lpips": False,
-    "fid_attr_mean": False, "fid_clf": False, "fid_clf_attr_mean": False, "ssfid_pooled": False,
-}
+from ..metrics import registry
 
-#: records keep rates as fractions in [0, 1]; the papers print these in percent
-FRACTION_METRICS = frozenset({"tarr", "tarr_hat", "tarr_nohat", "attr_acc", "classifier_acc",
-                              "preservation_error", "clf_acc_test"})
+#: the registry unit of rates in [0, 1]; tables that say so print them in percent
+FRACTION = "fraction"
 
-#: column order of the unified table: these first (when present), then the rest by name
-PREFERRED_ORDER = ("tarr", "mre", "fid", "ssfid", "is", "psnr", "ssim", "preservation_error",
-                   "tarr_hat", "tarr_nohat", "cf_l1", "cf_psnr")
+
+def _base(metric: str) -> str | None:
+    if registry.is_metric(metric):
+        return metric
+    base = metric[:-5] if metric.endswith("_mean") else metric
+    return base if registry.is_metric(base) else None
 
 
 def direction(metric: str) -> bool | None:
-    """True: higher is better; False: lower is better; None: unknown. ``x_mean`` is ``x``."""
-    if metric in HIGHER_IS_BETTER:
-        return HIGHER_IS_BETTER[metric]
-    base = metric[:-5] if metric.endswith("_mean") else metric
-    return HIGHER_IS_BETTER.get(base)
+    """True: higher is better; False: lower is better; None: not ranked or unknown."""
+    base = _base(metric)
+    return None if base is None else registry.direction(base)
 
 
-def to_unit(metric: str, value: float | None, unit: str) -> float | None:
-    """A record's value in the unit a paper prints (``%`` for rates)."""
+def unit(metric: str) -> str:
+    """The registry's unit of ``metric`` ("" when unknown)."""
+    base = _base(metric)
+    return "" if base is None else registry.unit(base)
+
+
+def is_fraction(metric: str) -> bool:
+    return unit(metric) == FRACTION
+
+
+def to_unit(metric: str, value: float | None, unit_: str) -> float | None:
+    """A record's value in the unit a table prints: ``%`` converts fractions, else unchanged."""
     if value is None:
         return None
-    base = metric[:-5] if metric.endswith("_mean") else metric
-    if unit == "%" and base in FRACTION_METRICS:
+    if unit_ == "%" and is_fraction(metric):
         return 100.0 * value
     return value
 
 
 def order_metrics(names) -> list[str]:
+    """Registered metrics in the registry's table order, then unknown names sorted."""
     names = set(names)
-    first = [m for m in PREFERRED_ORDER if m in names]
-    return first + sorted(names - set(first))
+    order = {s.name: (s.order, s.name) for s in registry.metric_specs()}
+    known = sorted((n for n in names if n in order), key=order.__getitem__)
+    return known + sorted(names - set(known))

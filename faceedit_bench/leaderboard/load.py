@@ -30,17 +30,25 @@ def load_records(results_dir: str | Path) -> list[dict]:
 #: protocol fields left out of the id: the code version and the method's own settings (which
 #: differ between methods by design); they stay in the record and in the legend
 NOT_IN_PROTOCOL_ID = ("commit", "method_protocol")
+#: the track whose ids hash the protocol alone (every record before tracks existed was one, so
+#: their ids, chart names and table labels stay as committed)
+BASE_TRACK = "attribute_flip"
 
 
 def protocol_id(rec: dict) -> str:
-    """Short hash of a record's evaluation protocol: rows with equal ids were measured the same
-    way (same data hash, attributes, crop, intensity, classifier/extractor weights, ...)."""
-    return stable_hash({k: v for k, v in rec["protocol"].items() if k not in NOT_IN_PROTOCOL_ID}, n=8)
+    """Short hash of a record's evaluation protocol and track: rows with equal ids were measured
+    the same way (same track, data hash, attributes, crop, test intensity, classifier/extractor
+    weights, ...). Only ``commit`` and ``method_protocol`` are left out."""
+    proto = {k: v for k, v in rec["protocol"].items() if k not in NOT_IN_PROTOCOL_ID}
+    if rec["track"] != BASE_TRACK:
+        proto = {**proto, "track": rec["track"]}
+    return stable_hash(proto, n=8)
 
 
 def run_key(rec: dict) -> tuple:
-    """Rows that supersede each other: same method, data, resolution, split, profile, protocol."""
-    return (rec["method"], rec["dataset"], rec["resolution"], rec["split"],
+    """Rows that supersede each other: same method, track, data, resolution, split, profile and
+    protocol (so records at another test intensity never replace each other)."""
+    return (rec["method"], rec["track"], rec["dataset"], rec["resolution"], rec["split"],
             rec.get("profile", ""), protocol_id(rec))
 
 

@@ -2,9 +2,11 @@
 
 - ``<paper>_<table>.md/.csv``: the paper's rows as published, then our measured rows of the
   methods that table contains, each labelled with dataset, resolution, profile and protocol id.
-- ``unified_<dataset>_<res>.md/.csv``: every method x every metric measured on that data and
-  resolution, sorted by the primary metric in its direction (``directions.HIGHER_IS_BETTER``);
-  the best value of each column is bold; per-attribute TARR follows.
+- ``unified_<dataset>_<res>.md/.csv`` (attribute_flip) and ``unified_<track>_<dataset>_<res>``
+  (other tracks): every method x every metric measured on that track, data and resolution,
+  sorted by the primary metric in its direction (``metrics.registry``); the best value of each
+  column is bold; per-attribute TARR follows. Headers show the registry's unit; the markdown
+  prints fractions in % (and says so), the CSV keeps the stored values in the stored units.
 - ``README.md``: the index and the protocol legend.
 No timestamps, stable sorts: the same records give byte-identical files.
 """
@@ -16,7 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from . import plots
-from .directions import direction, order_metrics, to_unit
+from .directions import direction, is_fraction, order_metrics, to_unit, unit
 from .io import write_text_atomic
 from .load import PaperTable, latest_records, load_paper_tables, load_records, protocol_id
 
@@ -129,13 +131,26 @@ def _best(recs: list[dict], metric: str) -> float | None:
     return max(vals) if d else min(vals)
 
 
-def render_unified(dataset: str, res: int, recs: list[dict]) -> tuple[str, str]:
+def unified_name(track: str, dataset: str, res: int) -> str:
+    """File stem of a unified table (attribute_flip keeps the name it had before tracks)."""
+    return f"unified_{dataset}_{res}" if track == "attribute_flip" else f"unified_{track}_{dataset}_{res}"
+
+
+def _header_unit(metric: str, percent: bool) -> str:
+    if percent and is_fraction(metric):
+        return " (%)"
+    u = unit(metric)
+    return f" ({u})" if u else ""
+
+
+def render_unified(dataset: str, res: int, recs: list[dict], track: str = "attribute_flip") -> tuple[str, str]:
     metrics = order_metrics({m for r in recs for m in r["metrics"]})
     recs, primary = _sort_rows(recs, metrics)
     arrows = {True: " ↑", False: " ↓", None: ""}
-    units = {m: "%" if to_unit(m, 1.0, "%") != 1.0 else "" for m in metrics}
+    units = {m: "%" if is_fraction(m) else "" for m in metrics}
     header = ["method", "profile", "split", "n", "protocol",
-              *[m + (" (%)" if units[m] else "") + arrows[direction(m)] for m in metrics]]
+              *[m + _header_unit(m, True) + arrows[direction(m)] for m in metrics]]
+    csv_header = header[:5] + [m + _header_unit(m, False) + arrows[direction(m)] for m in metrics]
     md_rows, csv_rows = [], []
     best = {m: _best(recs, m) for m in metrics}
     for r in recs:
@@ -150,10 +165,12 @@ def render_unified(dataset: str, res: int, recs: list[dict]) -> tuple[str, str]:
         csv_rows.append(base + ["" if _metric_value(r, m) is None else repr(_metric_value(r, m)) for m in metrics])
     order = (f"Sorted by `{primary}` ({'higher' if direction(primary) else 'lower'} is better). "
              if primary else "")
-    md = [f"# Unified leaderboard — {dataset}, {res} px\n",
+    title = "" if track == "attribute_flip" else f"{track}, "
+    md = [f"# Unified leaderboard — {title}{dataset}, {res} px\n",
           "Every method x every metric from `results/*.jsonl` (the latest record per method, "
           f"profile and protocol). {order}↑/↓ mark each metric's direction, the best value of each "
-          "column is bold; rates are in %. Protocol ids are explained in `README.md`.\n",
+          "column is bold; rates (fractions in the records) are in %. Protocol ids are explained "
+          "in `README.md`.\n",
           _md_table(header, md_rows)]
     attrs = sorted({a for r in recs for a in r["per_attribute"].get("tarr", {})})
     if attrs:
@@ -163,7 +180,7 @@ def render_unified(dataset: str, res: int, recs: list[dict]) -> tuple[str, str]:
                  *[fmt(to_unit("tarr", r["per_attribute"].get("tarr", {}).get(a), "%")) for a in attrs]]
                 for r in recs]
         md.append("\n## TARR per attribute (%)\n\n" + _md_table(["method", "protocol", *attrs], rows))
-    return "\n".join(md), _csv_text(header, csv_rows)
+    return "\n".join(md), _csv_text(csv_header, csv_rows)
 
 
 # ---------------------------------------------------------------- index
@@ -199,13 +216,13 @@ def render_all(results_dir: str | Path = "results", out_dir: str | Path = "leade
         md, cs = render_paper_table(t, records)
         written += [write_text_atomic(out_dir / f"{t.name}.md", md),
                     write_text_atomic(out_dir / f"{t.name}.csv", cs)]
-    groups: dict[tuple[str, int], list[dict]] = defaultdict(list)
+    groups: dict[tuple[str, str, int], list[dict]] = defaultdict(list)
     for r in records:
-        groups[(r["dataset"], r["resolution"])].append(r)
+        groups[(r["track"], r["dataset"], r["resolution"])].append(r)
     unified = []
-    for (ds, res) in sorted(groups):
-        name = f"unified_{ds}_{res}"
-        md, cs = render_unified(ds, res, groups[(ds, res)])
+    for (track, ds, res) in sorted(groups):
+        name = unified_name(track, ds, res)
+        md, cs = render_unified(ds, res, groups[(track, ds, res)], track)
         written += [write_text_atomic(out_dir / f"{name}.md", md), write_text_atomic(out_dir / f"{name}.csv", cs)]
         unified.append(name)
     chart_names = []

@@ -1,18 +1,20 @@
 """Method registry: name -> LightningModule class.
 
 A method registers itself with ``@register("name")`` in its own module under
-``faceedit_bench/methods/``; modules here are discovered on first lookup, so adding a method is
-one file plus one config per resolution (``configs/method/<name>_<res>.yaml``).
+``faceedit_bench/methods/`` (discovered on first lookup) or in a module named in
+``$FACEEDIT_PLUGINS`` (comma-separated), so adding a method is one file plus one config
+(``configs/method/<name>.yaml``; docs/method_contract.md).
 """
 from __future__ import annotations
 
 import importlib
+import os
 import pkgutil
 from typing import Callable, TypeVar
 
 _REGISTRY: dict[str, type] = {}
 _DISCOVERED = False
-_NOT_METHODS = {"base", "adversarial", "targets"}
+_NOT_METHODS = {"base", "adversarial", "contract", "targets"}
 
 T = TypeVar("T", bound=type)
 
@@ -44,6 +46,8 @@ def _discover() -> None:
     for info in pkgutil.iter_modules(__path__):
         if info.name not in _NOT_METHODS and not info.name.startswith("_"):
             importlib.import_module(f"{__name__}.{info.name}")
+    for module in filter(None, os.environ.get("FACEEDIT_PLUGINS", "").split(",")):
+        importlib.import_module(module.strip())  # methods outside the package (docs/method_contract.md)
     _DISCOVERED = True
 
 

@@ -100,15 +100,19 @@ class EditResult:
                 raise TypeError(f"EditResult.extras[{name!r}] must be a tensor with one row per image")
 
 
+class RequirementError(ValueError):
+    """The data lacks what a method declares it needs; the message names the fix."""
+
+
 def check_needs(method_name: str, needs: frozenset[str] | set[str], have: Mapping[str, bool]) -> None:
-    """Raise ``ValueError`` (one line naming the fix) when a declared need is not met.
+    """Raise :class:`RequirementError` (one line naming the fix) when a declared need is not met.
 
     ``have``: need -> whether the data provides it (from the store manifest)."""
     for need in sorted(needs):
         if need not in NEEDS:
             raise ValueError(f"{method_name}: unknown requirement {need!r}; known: {sorted(NEEDS)}")
         if not have.get(need, False):
-            raise ValueError(f"{method_name} needs {need}, which this data lacks; fix: {NEEDS[need]}")
+            raise RequirementError(f"{method_name} needs {need}, which this data lacks; fix: {NEEDS[need]}")
 
 
 def as_edit_result(out) -> EditResult:

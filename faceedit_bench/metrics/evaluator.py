@@ -1,14 +1,16 @@
 """One-pass evaluator: every edit made once per test image, every metric fed from it, no image
 written (DESIGN §7; the official pipelines write PNGs and re-read them per metric).
 
-Per batch: the real images (classifier accuracy, real feature statistics unless cached), the
-reconstruction (tgt = src: PSNR, SSIM) and each single-attribute flip of
-``protocol.single_flip_targets`` (conflict rules applied, test intensity recorded) through
-``method.edit``: TARR (+ preservation error, hat split), MRE, FID per attribute and pooled, IS
-over the fake pool, ssFID per attribute (SeCGAN), counterfactual error on SynthFaces. All
-metrics are sum-reduced torchmetrics states, so the pass runs inside Lightning ``test`` under
-DDP; the test split is sharded without the padding duplicates Lightning's DistributedSampler
-adds (reference/metrics.md §2.5), so DDP gives the one-process numbers.
+What is edited comes from the **track** (``tracks/attribute_flip.py``: the reconstruction and
+each single-attribute flip with the conflict rules; ``tracks/mask_to_face.py``: synthesis from
+the own label map, component transfer); what is measured comes from the **components**
+registered for that track (``tracks/components/*.py``, ``metrics.registry``): TARR (+
+preservation error, hat split), MRE, FID / ssFID / classifier-feature FID, IS, PSNR / SSIM,
+counterfactual error, parsing accuracy, and whatever a new component file adds. The method is
+called through one adapter (``tracks/context.py`` :class:`MethodCalls`). All metrics are
+sum-reduced torchmetrics states, so the pass runs inside Lightning ``test`` under DDP; the test
+split is sharded without the padding duplicates Lightning's DistributedSampler adds
+(reference/metrics.md §2.5), so DDP gives the one-process numbers.
 
 Public API: :func:`evaluate` -> a validated result record (``results.make_record``).
 """
@@ -17,23 +19,20 @@ from __future__ import annotations
 import math
 import os
 import subprocess
-from typing import Any, Sequence
+from typing import Any, Mapping
 
 import lightning.pytorch as pl
 import torch
-from torch.utils.data import DataLoader, Dataset, Sampler
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 
-from ..parts import AR_TABLE, ar_table_hash
-from ..protocol import single_flip_targets
+from ..parts import AR_TABLE
 from ..results import make_record
 from . import stats_cache
-from .counterfactual import CounterfactualError
 from .extractors import ClassifierExtractor, InceptionExtractor, SwAVExtractor
-from .fid import FrechetDistance
-from .inception_score import InceptionScore
-from .mre import MRE
-from .psnr_ssim import PSNR, SSIM
-from .tarr import HAT_THRESHOLD, TARR, AttributeAccuracy
+from .registry import component_classes
+from .tracks import resolve_track
+from .tracks.attribute_flip import MISSING
+from .tracks.context import EvalSetup, MethodCalls
 
 
 class ShardSampler(Sampler):
@@ -86,122 +85,96 @@ class _WithPosition(Dataset):
 
 
 class EvaluationModule(pl.LightningModule):
-    """Wraps a method and every metric; ``trainer.test(module, loader)`` fills :attr:`result`."""
+    """Runs one track over the test split and feeds its registered components (``tracks/``);
+    ``trainer.test(module, loader)`` fills :attr:`result` (metrics, per_attribute, real
+    statistics to cache, the components' protocol fields)."""
 
-    def __init__(self, method, attrs: Sequence[str], n_images: int, classifier=None,
-                 inception: InceptionExtractor | None = None, swav: SwAVExtractor | None = None,
-                 intensity: float | None = None, ssim_mode: str = "skimage",
-                 counterfactual: bool = False, mustache_beard: bool = False,
-                 real_moments: dict | None = None, ar_table=AR_TABLE) -> None:
+    def __init__(self, method, setup: EvalSetup, intensity: float | None = None, fetch=None) -> None:
         super().__init__()
-        self.method = method
-        self.attrs = tuple(attrs)
-        A = len(self.attrs)
-        self.n_images, self.intensity, self.mustache_beard = int(n_images), intensity, mustache_beard
-        self.classifier, self.inception, self.swav = classifier, inception, swav
-        self.counterfactual = counterfactual
-        self.psnr, self.ssim = PSNR(), SSIM(mode=ssim_mode)
-        self.mre = MRE(self.attrs, ar_table)
+        self.method, self.eval_setup = method, setup  # not `setup`: that is a Lightning hook
+        classifier = setup.classifier
+        self.classifier, self.inception, self.swav = classifier, setup.inception, setup.swav
+        self.parser = setup.parser
         self.extractors = torch.nn.ModuleDict()
-        self.fids = torch.nn.ModuleDict()
         if classifier is not None:
-            missing = [a for a in self.attrs if a not in classifier.attrs]
+            missing = [a for a in setup.attrs if a not in classifier.attrs]
             if missing:
                 raise ValueError(f"classifier (attributes {list(classifier.attrs)}) does not predict {missing}")
-            self.register_buffer("clf_idx", torch.tensor([classifier.attrs.index(a) for a in self.attrs]),
+            self.register_buffer("clf_idx", torch.tensor([classifier.attrs.index(a) for a in setup.attrs]),
                                  persistent=False)
-            self.tarr, self.clf_acc = TARR(A), AttributeAccuracy(A)
-            self.extractors["fid_clf"] = ClassifierExtractor(classifier)
-        if inception is not None:
-            self.extractors["fid"] = inception
-            self.isc = InceptionScore(n_total=self.n_images * A)
-        if swav is not None:
-            self.extractors["ssfid"] = swav
-        for name, ex in self.extractors.items():
-            self.fids[name] = FrechetDistance(ex.num_features, groups=A)
-            if real_moments and real_moments.get(name) is not None:
-                self.fids[name].set_real_moments(*real_moments[name])
-        if counterfactual:
-            self.cf = CounterfactualError(self.attrs, ar_table)
+            self.extractors["classifier"] = ClassifierExtractor(classifier)
+        track_cls = resolve_track(method, setup.track)
+        self.track = track_cls(setup, MethodCalls(method), intensity, self._fetch)
+        self._fetch_items = fetch
+        self.components = torch.nn.ModuleDict()
+        self.unavailable: list[type] = []  # components whose needs this run lacks
+        for cls in component_classes(setup.track):
+            if cls.missing_needs(setup):
+                self.unavailable.append(cls)
+            else:
+                self.components[cls.name] = cls(setup)
+        self._fed: dict[str, bool] = {name: False for name in self.components}
         self.result: dict | None = None
 
-    def _features(self, name: str, images: torch.Tensor):
-        # extractors run in float32 even under a mixed-precision Trainer (reference numbers)
-        with torch.autocast(device_type=images.device.type, enabled=False):
-            out = self.extractors[name](images.float())
-        if name == "fid":
-            return out["2048"], out["logits_unbiased"]
-        return out, None
+    def _fetch(self, pos: torch.Tensor) -> dict:
+        """The test items at positions ``pos`` (mask_to_face donors), as a batch on ``pos``'s device."""
+        batch = self._fetch_items(pos.tolist())
+        return {k: v.to(pos.device) if torch.is_tensor(v) else v for k, v in batch.items()}
 
-    def _predict(self, images: torch.Tensor) -> torch.Tensor:
+    def _features(self, name: str, images: torch.Tensor):
+        """``EditContext.features``: extractor ``name`` on ``images``, float32 even under a
+        mixed-precision Trainer (the reference numbers)."""
         with torch.autocast(device_type=images.device.type, enabled=False):
-            return self.classifier.predict(images.float())[:, self.clf_idx]
+            x = images.float()
+            if name == "predict":
+                return self.classifier.predict(x)[:, self.clf_idx]
+            nets = {"inception": self.inception, "swav": self.swav, "parser": self.parser,
+                    "classifier": self.extractors["classifier"] if "classifier" in self.extractors else None}
+            if nets.get(name) is None:
+                raise KeyError(f"evaluator: no extractor {name!r} in this run (have "
+                               f"{[k for k, v in nets.items() if v is not None]})")
+            return nets[name](x)
 
     @torch.no_grad()
     def test_step(self, batch, batch_idx):
-        x, src, parts = batch["image"], batch["attrs"].float(), batch["parts"]
-        pos = batch["_pos"].long()
-        B, A = x.shape[0], len(self.attrs)
-        if self.classifier is not None:
-            self.clf_acc.update(self._predict(x), src)
-        for name in self.extractors:
-            if self.fids[name]._cached_real is None:
-                self.fids[name].update(self._features(name, x)[0], real=True)
-        rec = self.method.edit(x, src, src, parts, self.intensity)
-        self.psnr.update(rec, x)
-        self.ssim.update(rec, x)
-        targets = single_flip_targets(src, self.attrs, self.mustache_beard)
-        for k, tgt in enumerate(targets):
-            y = self.method.edit(x, src, tgt, parts, self.intensity).clamp(-1, 1)
-            group = torch.full((B,), k, dtype=torch.long, device=x.device)
-            if self.classifier is not None:
-                self.tarr.update(self._predict(y), src, tgt, k, parts)
-            for name in self.extractors:
-                feats, logits = self._features(name, y)
-                self.fids[name].update(feats, group=group)
-                if logits is not None:
-                    self.isc.update(logits, pos * A + k)
-            self.mre.update(y, x, parts, src, tgt, k)
-            if self.counterfactual:
-                self.cf.update(y, batch["cf_image"][:, k], parts, batch["cf_parts"][:, k], src, tgt, k)
+        for ctx in self.track.contexts(batch, self._features):
+            for name, comp in self.components.items():
+                if ctx.kind not in comp.kinds:
+                    continue
+                if comp.extras and (ctx.edited is None or any(e not in ctx.edited.extras for e in comp.extras)):
+                    continue  # e.g. no attention map: the component is skipped (see on_test_epoch_end)
+                comp.update(ctx)
+                self._fed[name] = True
+
+    def _fed_anywhere(self, name: str) -> bool:
+        fed = torch.tensor(float(self._fed[name]), device=self.device)
+        if torch.distributed.is_available() and torch.distributed.is_initialized():
+            torch.distributed.all_reduce(fed, op=torch.distributed.ReduceOp.MAX)
+        return bool(fed > 0)
 
     def on_test_epoch_end(self) -> None:
-        A = self.attrs
-        m: dict[str, Any] = {"psnr": float(self.psnr.compute()), "ssim": float(self.ssim.compute())}
+        m: dict[str, Any] = {}
         per: dict[str, dict] = {}
-        mre = self.mre.compute()
-        m["mre"] = float(mre["total"])
-        per["mre"] = dict(zip(A, mre["per_attribute"].tolist()))
-        if self.classifier is not None:
-            t = self.tarr.compute()
-            m["tarr"] = float(t["tarr_mean"])
-            m["preservation_error"] = float(t["preservation_error_mean"])
-            m["tarr_hat"] = float(t["tarr_hat_mean"])
-            m["tarr_nohat"] = float(t["tarr_nohat_mean"])
-            m["n_hat"] = float(t["n_hat"])
-            for key in ("tarr", "preservation_error", "tarr_hat", "tarr_nohat"):
-                per[key] = dict(zip(A, t[key].tolist()))
-            acc = self.clf_acc.compute()
-            m["clf_acc_test"] = float(acc.mean())
-            per["clf_acc_test"] = dict(zip(A, acc.tolist()))
-        for name, fid in self.fids.items():
-            r = fid.compute()
-            if name == "ssfid":  # SeCGAN: mean over the reversed attributes
-                m["ssfid"], m["ssfid_pooled"] = r["mean"], r["pooled"]
-            else:  # MagGAN: originals vs all edits; MatchGAN's per-attribute mean beside it
-                m[name], m[f"{name}_attr_mean"] = r["pooled"], r["mean"]
-            per[name] = dict(zip(A, r["groups"]))
-        if self.inception is not None:
-            s = self.isc.compute()
-            m["is"], m["is_std"] = s["mean"], s["std"]
-        if self.counterfactual:
-            c = self.cf.compute()
-            for key, v in c["per_attribute"].items():
-                m[key] = float(c[key])
-                per[key] = dict(zip(A, v.tolist()))
-        self.result = {"metrics": m, "per_attribute": per,
-                       "real_moments": {n: f.real_moments() for n, f in self.fids.items()
-                                        if f._cached_real is None}}
+        protocol: dict[str, Any] = {}
+        stats: dict[str, Any] = {}
+        for name, comp in self.components.items():
+            if comp.extras and not self._fed_anywhere(name):
+                protocol[f"{name}_status"] = (f"skipped: the method's EditResult has no extras "
+                                              f"{list(comp.extras)}")
+                continue
+            cm, cp = comp.compute()
+            extra = sorted((set(cm) | set(cp)) - set(comp.produces))
+            if extra:
+                raise RuntimeError(f"component {name!r} produced {extra}, not in its `produces` "
+                                   f"{list(comp.produces)} (register them with register_metric)")
+            m.update(cm)
+            per.update(cp)
+            protocol.update(comp.protocol())
+            stats.update(comp.real_stats())
+        for cls in self.unavailable:
+            for key in cls.null_when_unavailable:
+                m.setdefault(key, None)
+        self.result = {"metrics": m, "per_attribute": per, "real_moments": stats, "protocol": protocol}
 
 
 def _commit() -> str:
@@ -227,27 +200,34 @@ def evaluate(method, datamodule, classifier=None, *, inception_weights=None, swa
              intensity: float | None = None, ssim_mode: str = "skimage", mustache_beard: bool = False,
              cache_dir: str | os.PathLike | None = "data/stats_cache", trainer_kwargs: dict | None = None,
              batch_size: int | None = None, dataset: str | None = None, resolution: int | None = None,
-             seed: int = 0, progress: bool = True, extra_protocol: dict | None = None) -> dict:
+             seed: int = 0, progress: bool = True, extra_protocol: dict | None = None,
+             track: str | None = None, ar_table: Mapping = AR_TABLE, parser=None) -> dict:
     """Evaluate ``method`` on ``datamodule``'s test split in one pass; return a result record.
 
-    ``classifier``: a loaded classifier (``classifier.load_classifier``) or a path; None skips
-    TARR. ``inception_weights`` / ``swav_weights``: local files (or $FACEEDIT_INCEPTION_WEIGHTS /
-    $FACEEDIT_SWAV_WEIGHTS); when absent, FID/IS/ssFID are null and the protocol says why, and
-    FID on the classifier's features is reported as ``fid_clf``. Extractors built from these files
-    run the fast path by default (``fast_extractors=True``: BN folded, channels_last, same values
-    up to float rounding; extractors.py); ``False`` runs torch-fidelity's / torchvision's forward.
-    ``trainer_kwargs`` go to ``lightning.Trainer`` (devices, strategy="ddp", precision, ...); the
-    sampler is ours.
+    ``track``: the evaluation track to run (``tracks/``; None: the method's first declared one);
+    a track the method does not declare raises ``ValueError``. ``classifier``: a loaded
+    classifier (``classifier.load_classifier``) or a path; None skips TARR. ``inception_weights``
+    / ``swav_weights``: local files (or $FACEEDIT_INCEPTION_WEIGHTS / $FACEEDIT_SWAV_WEIGHTS); when
+    absent, FID/IS/ssFID are null and the protocol says why, and FID on the classifier's features
+    is reported as ``fid_clf``. Extractors built from these files run the fast path by default
+    (``fast_extractors=True``: BN folded, channels_last, same values up to float rounding;
+    extractors.py); ``False`` runs torch-fidelity's / torchvision's forward. ``intensity``: the
+    test intensity of the edits (None: the method's ``test_intensity``; recorded either way).
+    ``ar_table``: the attribute -> region table of MRE and the counterfactual error (its hash is
+    recorded). ``parser``: optional callable images -> B x 19 x H x W logits (mask_to_face parsing
+    accuracy). ``trainer_kwargs`` go to ``lightning.Trainer`` (devices, strategy="ddp",
+    precision, ...); the sampler is ours.
     """
     from .classifier import load_classifier
     from .extractors import INCEPTION_ENV, SWAV_ENV
 
+    track_name = resolve_track(method, track).name
     datamodule.prepare_data()
     datamodule.setup("test")
     base = datamodule.test_dataloader()
     ds = _WithPosition(base.dataset)
     n = len(ds)
-    attrs = tuple(method.attrs)
+    attrs = tuple(getattr(method, "attrs", ()))
     if isinstance(classifier, (str, os.PathLike)):
         classifier = load_classifier(classifier)
     inception_weights = inception_weights or os.environ.get(INCEPTION_ENV)
@@ -270,9 +250,17 @@ def evaluate(method, datamodule, classifier=None, *, inception_weights=None, swa
                                            extractor=name, weights=h, quantize="uint8-round")
         real[name] = stats_cache.load_moments(cache_dir, keys[name])
 
-    counterfactual = "cf_image" in ds[0]
-    module = EvaluationModule(method, attrs, n, classifier, inception, swav, intensity, ssim_mode,
-                              counterfactual, mustache_beard, real)
+    collate = base.collate_fn or default_collate
+
+    def fetch(idx):
+        items = ds.__getitems__(idx)
+        return items if isinstance(items, dict) else collate(items)
+
+    setup = EvalSetup(track=track_name, attrs=attrs, n_images=n, classifier=classifier,
+                      inception=inception, swav=swav, parser=parser, counterfactual="cf_image" in ds[0],
+                      ar_table=ar_table, ssim_mode=ssim_mode, mustache_beard=mustache_beard,
+                      real_moments=real)
+    module = EvaluationModule(method, setup, intensity, fetch)
     bs = batch_size or base.batch_size or 32
     loader = DataLoader(ds, batch_size=bs, sampler=ShardSampler(n), num_workers=base.num_workers,
                         collate_fn=base.collate_fn, persistent_workers=False)
@@ -290,14 +278,12 @@ def evaluate(method, datamodule, classifier=None, *, inception_weights=None, swa
             stats_cache.save_moments(cache_dir, keys[name], *moments,
                                      meta={"data_hash": data_hash, "extractor": name})
 
-    missing = "no weights file given (pass {arg} or set ${env}); the metric is reported as null"
     protocol = {
         "attrs": list(attrs), "crop": getattr(datamodule, "crop", None) or "none",
         "resize_filter": getattr(datamodule, "resize_filter", "bicubic"),
-        "test_intensity": intensity if intensity is not None else method.paper_test_intensity,
+        "test_intensity": module.track.recorded_intensity(method),
         "seed": seed, "commit": _commit(), "precision": str(trainer.precision),
         "devices": trainer.world_size, "data_hash": data_hash,
-        "mustache_beard_conflict": mustache_beard,
         "classifier_hash": extractor_hashes["fid_clf"],
         "classifier_accuracy": getattr(classifier, "accuracy", None),
         "classifier_attrs": list(getattr(classifier, "attrs", ())),
@@ -307,27 +293,16 @@ def evaluate(method, datamodule, classifier=None, *, inception_weights=None, swa
         "ssfid_extractor": (getattr(swav, "name", type(swav).__name__) + _impl(swav)
                             if swav is not None else None),
         "fid_clf_extractor": "attr-classifier 512-d penultimate features" if classifier else None,
-        "ar_table_hash": ar_table_hash(), "hat_threshold": HAT_THRESHOLD,
-        "ssim": f"{ssim_mode} (see metrics/psnr_ssim.py), [0,1] uint8-rounded, mean per image",
-        "psnr": "mean of per-image PSNR on [0,1], data_range 1, uint8-rounded, capped at 100 dB",
-        "mre": "MagGAN eq. 2, [0,1] images, mean over pixels and RGB, AR table on source parts",
-        "is_protocol": "torch-fidelity: logits_unbiased, 10 splits, shuffle seed 2020, fake pool",
-        "fid_protocol": "real test images vs all single-flip edits (pooled); per attribute in per_attribute",
         "method_protocol": method.method_protocol(),
     }
     if inception is None:
-        protocol["fid_status"] = missing.format(arg="inception_weights", env=INCEPTION_ENV)
-        protocol["is_status"] = protocol["fid_status"]
-    if swav is None:
-        protocol["ssfid_status"] = missing.format(arg="swav_weights", env=SWAV_ENV)
-    if classifier is None:
-        protocol["tarr_status"] = "no attribute classifier given; TARR is reported as null"
+        protocol["fid_status"] = MISSING.format(arg="inception_weights", env=INCEPTION_ENV)
+    protocol.update(module.track.protocol())
+    protocol.update(result["protocol"])
     protocol.update(extra_protocol or {})
-    metrics = dict(result["metrics"])
-    for key in ("fid", "is", "ssfid", "tarr"):
-        metrics.setdefault(key, None)
     per = {k: {a: _clean(v) for a, v in t.items()} for k, t in result["per_attribute"].items()}
     per = {k: {a: v for a, v in t.items() if v is not None} for k, t in per.items()}
     return make_record(method=method.method_name, resolution=res,
                        dataset=dataset or getattr(datamodule, "data", None) or "unknown",
-                       split="test", n_images=n, metrics=metrics, protocol=protocol, per_attribute=per)
+                       split="test", n_images=n, metrics=dict(result["metrics"]), protocol=protocol,
+                       per_attribute=per, track=track_name)
