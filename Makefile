@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 # Optional pass-through variables: only those set on the command line reach the CLI, and each
 # target passes only the flags its subcommand takes (make leaderboard METHOD=x must not fail).
 opt = $(if $($(1)),--$(2) $($(1)))
-RUN_ARGS  := $(call opt,METHOD,method) $(call opt,RES,res) $(call opt,DATA,data) $(call opt,PROFILE,profile) \
+RUN_ARGS  := $(call opt,METHOD,method) $(call opt,VARIANT,variant) $(call opt,RES,res) $(call opt,DATA,data) $(call opt,PROFILE,profile) \
              $(call opt,DEVICES,devices) $(call opt,NODES,nodes) $(call opt,PRECISION,precision) $(call opt,CKPT,ckpt) \
              $(call opt,OUT,out)
 EVAL_ARGS := $(RUN_ARGS) $(call opt,N,n)

@@ -212,34 +212,43 @@ def evaluate_method(method, dm, clf_path: Path, cfg: DictConfig, opts: BenchOpti
                    track=(cfg.get("eval") or {}).get("track"),
                    resolution=int(cfg.res), seed=int(cfg.get("seed", 0)), progress=opts.progress)
     rec["profile"] = str(cfg.profile.name)
+    if getattr(method, "variant", None):
+        rec["variant"] = str(method.variant)
     return validate_record(rec)
 
 
 def edit_grid_arrays(method, dm, n_rows: int = 4):
-    """(R, 2 + A, H, W, 3) uint8: input, reconstruction, each single flip; labels (R, H, W)."""
+    """(R, C, H, W, 3) uint8 of the method's :meth:`grid_columns` for the first test rows, their
+    label maps (R, H, W) and the column names. On SynthFaces each ``flip <attr>`` column is
+    followed by ``true <attr>``, the rendered counterfactual (DESIGN §6)."""
     import numpy as np
     import torch
-
-    from .protocol import single_flip_targets
 
     ds = dm.dataset("test")
     n = min(n_rows, len(ds))
     batch = ds.__getitems__(list(range(n)))
-    x, src, parts = batch["image"], batch["attrs"].float(), batch["parts"]
     method = method.to("cpu").eval()
     with torch.no_grad():
-        cols = [x, method.edit(x, src, src, parts).images]
-        cols += [method.edit(x, src, tgt, parts, attr_index=k).images
-                 for k, tgt in enumerate(single_flip_targets(src, method.attrs))]
+        cols, names = method.grid_columns(batch)
+    if "cf_image" in batch:
+        order = list(dm.attrs)
+        out_c, out_n = [], []
+        for col, name in zip(cols, names):
+            out_c.append(col)
+            out_n.append(name)
+            attr = name[5:] if name.startswith("flip ") else None
+            if attr in order:
+                out_c.append(batch["cf_image"][:, order.index(attr)])
+                out_n.append(f"true {attr}")
+        cols, names = out_c, out_n
     imgs = torch.stack(cols, 1).clamp(-1, 1).add(1).mul(127.5).round().to(torch.uint8)
-    return imgs.permute(0, 1, 3, 4, 2).numpy(), parts.numpy().astype(np.uint8)
+    return imgs.permute(0, 1, 3, 4, 2).numpy(), batch["parts"].numpy().astype(np.uint8), names
 
 
 def save_grid(method, dm, path: Path, title: str, n_rows: int = 4):
     from .leaderboard.plots import edit_grid
 
-    imgs, labels = edit_grid_arrays(method, dm, n_rows)
-    cols = ["input", "recon", *[f"flip {a}" for a in method.attrs]]
+    imgs, labels, cols = edit_grid_arrays(method, dm, n_rows)
     edit_grid(imgs, path, row_labels=[f"test {i}" for i in range(imgs.shape[0])], col_labels=cols,
               title=title)
     return imgs, labels, cols
@@ -333,9 +342,12 @@ def run_bench(cfg: DictConfig, opts: BenchOptions) -> BenchOutcome:
     out.record = rec
     if is_rank_zero():
         out.files.update(record_and_render(rec, opts))
+        from .leaderboard.load import method_label
+
+        label = method_label(rec)
         grid = opts.leaderboards_dir / "grids" / (
-            f"{rec['method']}_{rec['dataset']}_{rec['resolution']}_{rec.get('profile', '')}.png")
-        imgs, labels, cols = save_grid(method, dm, grid, f"{rec['method']} · {rec['dataset']} "
+            f"{label.replace('/', '-')}_{rec['dataset']}_{rec['resolution']}_{rec.get('profile', '')}.png")
+        imgs, labels, cols = save_grid(method, dm, grid, f"{label} · {rec['dataset']} "
                                        f"{rec['resolution']}px · {rec.get('profile', '')}", opts.grid_rows)
         out.files["edit grid"] = grid
         if logger is not None:
@@ -380,6 +392,8 @@ def method_from_checkpoint(args) -> None:
         raise BenchError(f"checkpoint {path} not found")
     blob = torch.load(path, map_location="cpu", weights_only=True)
     args.method = blob.get("faceedit_method", args.method)
+    if getattr(args, "variant", None) is None and blob.get("faceedit_variant"):
+        args.variant = blob["faceedit_variant"]
     hp = blob.get("hyper_parameters", {})
     if args.res is None and "res" in hp:
         args.res = int(hp["res"])

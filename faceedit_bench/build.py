@@ -68,7 +68,9 @@ def build_method(cfg: DictConfig):
     """The (untrained) method of ``cfg``."""
     from .methods import build_method as _build
 
-    return _build(cfg.method.name, **method_kwargs(cfg))
+    method = _build(cfg.method.name, **method_kwargs(cfg))
+    method.variant = cfg.method.get("variant") or None
+    return method
 
 
 def data_dir(cfg: DictConfig) -> Path:

@@ -4,7 +4,8 @@ Root ``configs/bench.yaml`` lists the groups ``data/<name>``, ``trainer/<name>``
 ``profile/<name>``; the method comes from ONE file per method, ``method/<name>.yaml``, holding
 the paper's settings (``model``, ``train``), the resolutions it supports (``resolutions``) and
 overrides merged on top in this order: ``at_res[<res>]`` (per-resolution widths), then
-``for_profile[<profile>]`` (e.g. the smoke profile's tiny widths). Method configs are looked up
+``variants[<name>]`` when a variant is chosen (a paper's ablation row, e.g. MagGAN w/o SPADE),
+then ``for_profile[<profile>]`` (e.g. the smoke profile's tiny widths). Method configs are looked up
 in ``configs/method/`` and in every folder added by :func:`add_config_dir` or listed in
 ``$FACEEDIT_CONFIG_PATH`` (``:``-separated; each holding ``method/<name>.yaml``), so a method
 outside this repository is one module plus one config. The resolution comes from ``--res`` or,
@@ -78,16 +79,31 @@ def _override(section: DictConfig | None, key) -> DictConfig | None:
     return None
 
 
-def resolve_method_config(method: str, res: int, profile: str) -> DictConfig:
-    """The method's config at ``res`` under ``profile``: base, then ``at_res``, then ``for_profile``."""
+def method_variants(method: str) -> list[str]:
+    """Names of the variants ``method/<name>.yaml`` declares (``variants:``)."""
+    return sorted((load_method_config(method).get("variants") or {}).keys())
+
+
+def resolve_method_config(method: str, res: int, profile: str, variant: str | None = None) -> DictConfig:
+    """The method's config at ``res`` under ``profile``: base, then ``at_res[res]``, then
+    ``variants[variant]`` (a paper's ablation row: its ``label`` and overrides), then
+    ``for_profile[profile]``. ``cfg.variant`` / ``cfg.label`` name the row."""
     raw = load_method_config(method)
     if res not in method_resolutions(method):
         raise FileNotFoundError(
             f"{method_config_path(method)}: method {method!r} does not support {res} px; "
             f"resolutions: {method_resolutions(method)}")
-    cfg = OmegaConf.merge({k: v for k, v in raw.items() if k not in ("at_res", "for_profile")},
-                          *(o for o in (_override(raw.get("at_res"), res),
-                                        _override(raw.get("for_profile"), profile)) if o is not None))
+    var = None
+    if variant:
+        var = _override(raw.get("variants"), variant)
+        if var is None:
+            raise KeyError(f"{method_config_path(method)}: no variant {variant!r}; variants: "
+                           f"{method_variants(method) or 'none'}")
+    layers = (_override(raw.get("at_res"), res), var, _override(raw.get("for_profile"), profile))
+    base = {k: v for k, v in raw.items() if k not in ("at_res", "for_profile", "variants")}
+    cfg = OmegaConf.merge(base, *(o for o in layers if o is not None))
+    cfg.variant = variant or None
+    cfg.label = str(cfg.get("label") or (f"{method}/{variant}" if variant else method))
     return cfg
 
 
@@ -105,6 +121,7 @@ def compose_config(
     profile: str = "quick",
     trainer: str = "cpu",
     overrides: Sequence[str] = (),
+    variant: str | None = None,
 ) -> DictConfig:
     """The full config for one run; raises naming the missing file for unknown choices."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -117,7 +134,7 @@ def compose_config(
     if res is None:
         res = int(cfg.profile.res)
     OmegaConf.set_struct(cfg, False)
-    cfg.method = resolve_method_config(method, int(res), profile)
+    cfg.method = resolve_method_config(method, int(res), profile, variant)
     cfg.res = int(res)
     # key=value overrides last (Hydra grammar), so method.* keys reach the merged method config
     absent = object()

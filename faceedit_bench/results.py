@@ -35,7 +35,7 @@ REQUIRED: dict[str, tuple[type, ...]] = {
     "protocol": (dict,),
     "created": (str,),
 }
-OPTIONAL: dict[str, tuple[type, ...]] = {"run": (dict,), "profile": (str,), "notes": (str,)}
+OPTIONAL: dict[str, tuple[type, ...]] = {"run": (dict,), "profile": (str,), "notes": (str,), "variant": (str,)}
 #: protocol keys every record must carry
 PROTOCOL_REQUIRED = ("attrs", "crop", "resize_filter", "test_intensity", "seed", "commit",
                      "precision", "devices", "data_hash")

@@ -25,7 +25,8 @@ from .build import method_kwargs, plain as _plain, train_settings  # noqa: F401 
 
 
 def run_dir(cfg: DictConfig) -> Path:
-    name = cfg.get("run_name") or f"{cfg.method.name}_{cfg.res}_{cfg.data.name}_{cfg.profile.name}"
+    method = cfg.method.name + (f"-{cfg.method.variant}" if cfg.method.get("variant") else "")
+    name = cfg.get("run_name") or f"{method}_{cfg.res}_{cfg.data.name}_{cfg.profile.name}"
     return Path(cfg.get("out_dir", "runs")) / str(name)
 
 
@@ -127,4 +128,5 @@ def load_method(ckpt_path: str | os.PathLike, map_location: str = "cpu"):
     method = cls(**hp)
     method.load_state_dict(ckpt["state_dict"])
     method.on_load_checkpoint(ckpt)
+    method.variant = ckpt.get("faceedit_variant")
     return method.eval()

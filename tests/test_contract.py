@@ -82,6 +82,8 @@ resolutions: [32]
 model:
   nets: {{G: {{dim: 8}}}}
 train: {{lr: 1.0e-3, n_critic: 1, batch_size: 4, max_iters: 10, schedule: constant}}
+variants:
+  fast: {{label: "Toy (fast lr)", train: {{lr: 2.0e-3}}}}
 for_profile:
   smoke: {{model: {{nets: {{G: {{dim: 2}}}}}}}}
 '''
@@ -91,6 +93,7 @@ for_profile:
 def plugin(tmp_path, monkeypatch):
     """Write ``toy_<name>.py`` into a temporary package and its config into a temporary config
     folder; register through the public API; undo afterwards."""
+    methods_mod.available()  # discover the package's methods into the real registry first
     monkeypatch.setattr(methods_mod, "_REGISTRY", dict(methods_mod._REGISTRY))
     monkeypatch.setattr(config_mod, "_EXTRA_DIRS", list(config_mod._EXTRA_DIRS))
     pkg = tmp_path / "plugins"
@@ -135,6 +138,17 @@ def test_a_method_in_one_file_and_one_config_appears_everywhere(plugin, tmp_path
     assert len(rows) == 2 and all(any(pid in r for r in rows) for pid in ids)
     # the two intensities really edit differently (the code reaches edit())
     assert recs[0]["metrics"]["mre"] != recs[1]["metrics"]["mre"]
+    # a variant of the one config: its own run folder, checkpoint, record and leaderboard row
+    assert main(["fit", *_run_args(tmp_path, name), "--variant", "fast"]) == 0
+    ckpt = tmp_path / "runs" / f"{name}-fast_32_synth_smoke" / "checkpoints" / "last.ckpt"
+    assert torch.load(ckpt, weights_only=True)["hyper_parameters"]["lr"] == 2e-3
+    assert main([*ev, "--ckpt", str(ckpt)]) == 0
+    last = json.loads((tmp_path / "results" / "results.jsonl").read_text().splitlines()[-1])
+    assert last["variant"] == "fast"
+    board = (tmp_path / "lb" / "unified_synth_32.md").read_text()
+    assert any(line.startswith(f"| {name}/fast | smoke |") for line in board.splitlines())
+    with pytest.raises(KeyError, match="no variant 'nosuch'; variants: \\['fast'\\]"):
+        config_mod.compose_config(name, 32, profile="smoke", variant="nosuch")
 
 
 def test_a_method_that_needs_parser_masks_stops_before_training(plugin, tmp_path, capsys):

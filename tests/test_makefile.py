@@ -10,7 +10,7 @@ from faceedit_bench.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = ["bench", "train", "classifier", "eval", "masks", "leaderboard", "store", "synth"]
-ALL_VARS = ["METHOD=stgan", "RES=64", "DATA=synth", "PROFILE=quick", "DEVICES=1", "NODES=1",
+ALL_VARS = ["METHOD=stgan", "VARIANT=v", "RES=64", "DATA=synth", "PROFILE=quick", "DEVICES=1", "NODES=1",
             "PRECISION=32-true", "CKPT=runs/x.ckpt", "OUT=/tmp/out", "N=10"]
 
 

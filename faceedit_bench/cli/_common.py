@@ -21,6 +21,8 @@ def add_run_arguments(p: argparse.ArgumentParser, default_method: str = "identit
     p.add_argument("--method", type=method_name, default=default_method,
                    help="registered method name (see `faceedit-bench methods`)")
     p.add_argument("--res", type=int, default=None, help="resolution; default: the profile's")
+    p.add_argument("--variant", default=None,
+                   help="a variant of the method's config (variants: in configs/method/<m>.yaml)")
     p.add_argument("--data", default="synth", help="configs/data/<name>.yaml: synth, celeba, celebahq")
     p.add_argument("--profile", default="quick", help="configs/profile/<name>.yaml: quick, paper")
     p.add_argument("--trainer", default=None, help="configs/trainer/<name>.yaml (default: cpu, or gpu when present)")
@@ -47,4 +49,5 @@ def compose_from_args(args: argparse.Namespace):
         overrides.append(f"trainer.num_nodes={args.nodes}")
     if args.precision is not None:
         overrides.append(f"trainer.precision={args.precision}")
-    return compose_config(args.method, args.res, args.data, args.profile, trainer, overrides)
+    return compose_config(args.method, args.res, args.data, args.profile, trainer, overrides,
+                          variant=getattr(args, "variant", None))

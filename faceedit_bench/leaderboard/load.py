@@ -45,10 +45,16 @@ def protocol_id(rec: dict) -> str:
     return stable_hash(proto, n=8)
 
 
+def method_label(rec: dict) -> str:
+    """``method`` or ``method/variant`` (a config variant, e.g. ``maggan/wo_spade``): the row
+    name of a record and what the papers' CSVs name in their ``method`` column."""
+    return f"{rec['method']}/{rec['variant']}" if rec.get("variant") else rec["method"]
+
+
 def run_key(rec: dict) -> tuple:
     """Rows that supersede each other: same method, track, data, resolution, split, profile and
     protocol (so records at another test intensity never replace each other)."""
-    return (rec["method"], rec["track"], rec["dataset"], rec["resolution"], rec["split"],
+    return (method_label(rec), rec["track"], rec["dataset"], rec["resolution"], rec["split"],
             rec.get("profile", ""), protocol_id(rec))
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from . import plots
 from .directions import direction, is_fraction, order_metrics, to_unit, unit
 from .io import write_text_atomic
-from .load import PaperTable, latest_records, load_paper_tables, load_records, protocol_id
+from .load import PaperTable, latest_records, load_paper_tables, load_records, method_label, protocol_id
 
 DASH = "—"
 LEGEND_KEYS = ("crop", "resize_filter", "test_intensity", "split", "precision", "devices",
@@ -40,7 +40,7 @@ def fmt(v: float | None) -> str:
 def measured_label(rec: dict) -> str:
     """``stgan (ours) · synth 64px · quick · protocol ab12cd34``."""
     prof = rec.get("profile", "")
-    return (f"{rec['method']} (ours) · {rec['dataset']} {rec['resolution']}px"
+    return (f"{method_label(rec)} (ours) · {rec['dataset']} {rec['resolution']}px"
             + (f" · {prof}" if prof else "") + f" · protocol {protocol_id(rec)}")
 
 
@@ -82,11 +82,11 @@ def render_paper_table(table: PaperTable, records: list[dict]) -> tuple[str, str
         vals = [entry["values"].get(m, DASH) for m in metrics]
         md_rows.append(["paper", label, r["dataset"], r["resolution"] or DASH, *vals])
         csv_rows.append(["paper", label, r["method"], r["dataset"], r["resolution"], "", "", *vals])
-    measured = [rec for rec in records if rec["method"] in table.methods]
+    measured = [rec for rec in records if method_label(rec) in table.methods]
     for rec in measured:
         vals = [fmt(to_unit(m, _metric_value(rec, m), units[m])) for m in metrics]
         md_rows.append(["measured", measured_label(rec), rec["dataset"], str(rec["resolution"]), *vals])
-        csv_rows.append(["measured", f"{rec['method']} (ours)", rec["method"], rec["dataset"],
+        csv_rows.append(["measured", f"{method_label(rec)} (ours)", method_label(rec), rec["dataset"],
                          rec["resolution"], rec.get("profile", ""), protocol_id(rec), *vals])
     notes = []
     for r in table.rows:
@@ -113,12 +113,12 @@ def _sort_rows(recs: list[dict], metrics: list[str]) -> tuple[list[dict], str | 
     primary = next((m for m in metrics if direction(m) is not None
                     and any(_metric_value(r, m) is not None for r in recs)), None)
     if primary is None:
-        return sorted(recs, key=lambda r: r["method"]), None
+        return sorted(recs, key=method_label), None
     hib = direction(primary)
 
     def key(r):
         v = _metric_value(r, primary)
-        return (v is None, -v if (v is not None and hib) else (v or 0.0), r["method"], protocol_id(r))
+        return (v is None, -v if (v is not None and hib) else (v or 0.0), method_label(r), protocol_id(r))
 
     return sorted(recs, key=key), primary
 
@@ -160,7 +160,7 @@ def render_unified(dataset: str, res: int, recs: list[dict], track: str = "attri
             s = fmt(to_unit(m, v, units[m]))
             hit = v is not None and best[m] is not None and fmt(to_unit(m, best[m], units[m])) == s
             cells.append(f"**{s}**" if hit else s)
-        base = [r["method"], r.get("profile", ""), r["split"], str(r["n_images"]), protocol_id(r)]
+        base = [method_label(r), r.get("profile", ""), r["split"], str(r["n_images"]), protocol_id(r)]
         md_rows.append(base + cells)
         csv_rows.append(base + ["" if _metric_value(r, m) is None else repr(_metric_value(r, m)) for m in metrics])
     order = (f"Sorted by `{primary}` ({'higher' if direction(primary) else 'lower'} is better). "
@@ -176,7 +176,7 @@ def render_unified(dataset: str, res: int, recs: list[dict], track: str = "attri
     if attrs:
         order = list(recs[0]["protocol"].get("attrs", [])) if recs else []
         attrs = [a for a in order if a in attrs] + [a for a in attrs if a not in order]
-        rows = [[r["method"], protocol_id(r),
+        rows = [[method_label(r), protocol_id(r),
                  *[fmt(to_unit("tarr", r["per_attribute"].get("tarr", {}).get(a), "%")) for a in attrs]]
                 for r in recs]
         md.append("\n## TARR per attribute (%)\n\n" + _md_table(["method", "protocol", *attrs], rows))

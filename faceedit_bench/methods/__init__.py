@@ -14,7 +14,7 @@ from typing import Callable, TypeVar
 
 _REGISTRY: dict[str, type] = {}
 _DISCOVERED = False
-_NOT_METHODS = {"base", "adversarial", "contract", "targets"}
+_NOT_METHODS = {"base", "adversarial", "contract", "helpers", "targets"}
 
 T = TypeVar("T", bound=type)
 

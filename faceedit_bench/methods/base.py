@@ -53,6 +53,8 @@ class EditMethod(pl.LightningModule):
             raise ValueError(f"{type(self).__name__}: helpers {sorted(unknown)} are not declared; "
                              f"declared: {sorted(self.frozen_helpers())}")
         self._helpers: dict[str, torch.nn.Module] = {}   # not submodules: no state dict, no optimiser
+        #: the config variant this model was built from (None: the method's base config)
+        self.variant: str | None = None
 
     @property
     def n_attrs(self) -> int:
@@ -131,6 +133,19 @@ class EditMethod(pl.LightningModule):
                 f"{tuple(src.shape)} / {tuple(tgt.shape)}")
 
     @torch.no_grad()
+    def grid_columns(self, batch: dict) -> tuple[list[torch.Tensor], list[str]]:
+        """Columns of the edit grid for a test ``batch`` (image, attrs, parts, ...): B x 3 x H x W
+        tensors in [-1, 1] and their names. Default: input, reconstruction, one flip per
+        attribute; a method overrides it to show its own (e.g. attention masks, transfers)."""
+        from ..protocol import single_flip_targets
+
+        x, src, parts = batch["image"], batch["attrs"].float(), batch.get("parts")
+        cols = [x, self.edit(x, src, src, parts).images]
+        cols += [self.edit(x, src, t, parts, attr_index=k).images
+                 for k, t in enumerate(single_flip_targets(src, self.attrs))]
+        return cols, ["input", "recon", *[f"flip {a}" for a in self.attrs]]
+
+    @torch.no_grad()
     def sample_grid(self, images: torch.Tensor, attrs: torch.Tensor) -> torch.Tensor:
         """Rows = inputs; columns = input, reconstruction, one single-attribute flip per attribute.
 
@@ -150,11 +165,12 @@ class EditMethod(pl.LightningModule):
 
     def on_save_checkpoint(self, checkpoint: dict) -> None:
         checkpoint["faceedit_method"] = self.method_name
+        checkpoint["faceedit_variant"] = self.variant
         checkpoint["faceedit_helpers"] = self.helper_hashes()
 
     def method_protocol(self) -> dict[str, Any]:
         """Method-specific protocol fields recorded with every result (encodings, variants)."""
-        out: dict[str, Any] = {"method": self.method_name,
+        out: dict[str, Any] = {"method": self.method_name, "variant": self.variant,
                                "paper_test_intensity": self.paper_test_intensity,
                                "test_intensity": self.test_intensity}
         if self.frozen_helpers():
