@@ -160,6 +160,51 @@ def ensure_classifier(dm, cfg: DictConfig, opts: BenchOptions) -> Path:
     return path
 
 
+def ensure_parser(cfg: DictConfig, dm, opts: BenchOptions) -> Path | None:
+    """A face parser for methods that declare the frozen ``parser`` helper (SeCGAN, Gu et al.).
+
+    Configured (``method.model.helpers.parser``) or in ``$FACEEDIT_PARSER_WEIGHTS``: used as is.
+    Else, on SynthFaces only, the suite's own recipe trains one (README: Face parser; reduced
+    BiSeNet ``base=16``, ``profile.parser_steps`` steps, default 600) once per store into
+    ``<data_dir>/weights/parser_synth_<data_hash>_r<res>_s<steps>.pt`` and the config is pointed
+    at it; the console says so. On real data a missing parser stays the method's one-line error.
+    """
+    import os
+
+    from omegaconf import OmegaConf
+
+    from .build import build_method
+
+    method = build_method(cfg)
+    if "parser" not in method.frozen_helpers():
+        return None
+    spec = method.frozen_helpers()["parser"]
+    given = (cfg.method.get("model") or {}).get("helpers", {}) or {}
+    if given.get("parser") or os.environ.get(spec.env) or cfg.data.name != "synth":
+        return None
+    steps = int(cfg.profile.get("parser_steps") or 600)
+    path = opts.data_dir / "weights" / f"parser_synth_{dm.data_hash}_r{dm.res}_s{steps}.pt"
+    from filelock import FileLock
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(path) + ".lock"):
+        if not path.is_file():
+            from .parsing.train import synth_arrays, train_parser
+
+            print(f"[bench] {cfg.method.name} needs a face parser and none is configured: training "
+                  f"the suite's SynthFaces parser ({steps} steps, base 16) -> {path}", flush=True)
+            images, labels = synth_arrays(n=min(2000, max(64, 8 * steps)), res=dm.res, seed=0)
+            train_parser(images, labels, path, base=16, input_size=max(dm.res, 64), steps=steps,
+                         batch_size=8, lr=3e-3, warmup_steps=min(100, steps), schedule="cosine",
+                         crop_mode="uniform", aux_lowres=True, jitter=0.2, progress=opts.progress,
+                         accelerator=_accelerator(cfg), devices=1,
+                         extra={"data": "synth", "res": dm.res, "made_by": "bench"})
+        else:
+            print(f"[bench] parser: reused {path}", flush=True)
+    OmegaConf.update(cfg, "method.model.helpers.parser", str(path), force_add=True)
+    return path
+
+
 def _accelerator(cfg: DictConfig) -> str:
     return str(cfg.trainer.get("accelerator", "cpu"))
 
@@ -206,6 +251,7 @@ def evaluate_method(method, dm, clf_path: Path, cfg: DictConfig, opts: BenchOpti
     if int(t.get("devices", 1)) * int(t.get("num_nodes", 1)) > 1:
         trainer_kwargs["strategy"] = "ddp"
     rec = evaluate(method, dm, str(clf_path), inception_weights=opts.inception_weights,
+                   parser=evaluation_parser(cfg),
                    swav_weights=opts.swav_weights, cache_dir=opts.data_dir / "stats_cache",
                    trainer_kwargs=trainer_kwargs, dataset=str(cfg.data.name),
                    intensity=eval_intensity(cfg), batch_size=cfg.profile.get("eval_batch_size"),
@@ -215,6 +261,24 @@ def evaluate_method(method, dm, clf_path: Path, cfg: DictConfig, opts: BenchOpti
     if getattr(method, "variant", None):
         rec["variant"] = str(method.variant)
     return validate_record(rec)
+
+
+def evaluation_parser(cfg: DictConfig):
+    """``images -> 19-class log-probabilities`` of the configured parser (mask_to_face's parsing
+    accuracy), or None when no parser file is configured."""
+    import os
+
+    from .parsing.weights import ENV_VAR
+
+    path = ((cfg.method.get("model") or {}).get("helpers") or {}).get("parser") or os.environ.get(ENV_VAR)
+    if not path or not Path(str(path)).is_file():
+        return None
+    import torch
+
+    from .methods.helpers import _load_parser, parse_probs
+
+    net = _load_parser(str(path))
+    return lambda images: torch.log(parse_probs(net.to(images.device), images).clamp_min(1e-8))
 
 
 def edit_grid_arrays(method, dm, n_rows: int = 4):
@@ -328,6 +392,9 @@ def run_bench(cfg: DictConfig, opts: BenchOptions) -> BenchOutcome:
     clf = ensure_classifier(dm, cfg, opts)
     out.files["classifier"] = clf
     lap("classifier", f"{'reused' if had_clf else 'trained'} {clf}")
+    parser = ensure_parser(cfg, dm, opts) if opts.train and opts.ckpt is None else None
+    if parser is not None:
+        out.files["face parser"] = parser
     if opts.prepare_only:
         return out
     rdir = run_dir(cfg)

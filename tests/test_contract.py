@@ -74,6 +74,27 @@ class ToyEditor(AdversarialEditor):
         fa, fc = self.dis_net(fake)
         loss = -fa.mean() + F.binary_cross_entropy_with_logits(fc, b) + 10 * F.l1_loss(self.generate(x, a), x)
         return loss, {{"g_loss": loss}}
+{extra}
+'''
+
+PARSER_EXTRA = '''
+    def frozen_helpers(self):
+        from faceedit_bench.methods.helpers import parser_helper
+
+        return {"parser": parser_helper()}
+
+    def phases(self):
+        from faceedit_bench.methods.contract import Phase
+
+        return [Phase("D", ("D",), "d_loss_parsed"), Phase("G", ("G",), "g_loss")]
+
+    def d_loss_parsed(self, batch, rng):
+        from faceedit_bench.methods.helpers import parse_probs
+
+        loss, logs = self.d_loss(batch, rng)
+        with torch.no_grad():
+            probs = parse_probs(self.helper("parser"), batch["image"])
+        return loss + 0.0 * probs.sum(), logs
 '''
 
 CONFIG = '''
@@ -99,10 +120,10 @@ def plugin(tmp_path, monkeypatch):
     pkg = tmp_path / "plugins"
     monkeypatch.syspath_prepend(str(pkg))
 
-    def make(name: str, needs: str = "") -> str:
+    def make(name: str, needs: str = "", extra: str = "") -> str:
         (pkg / f"plug_{name}").mkdir(parents=True)
         (pkg / f"plug_{name}" / "__init__.py").write_text("")
-        (pkg / f"plug_{name}" / f"{name}.py").write_text(TOY.format(name=name, needs=needs))
+        (pkg / f"plug_{name}" / f"{name}.py").write_text(TOY.format(name=name, needs=needs, extra=extra))
         (tmp_path / "configs" / "method").mkdir(parents=True, exist_ok=True)
         (tmp_path / "configs" / "method" / f"{name}.yaml").write_text(textwrap.dedent(CONFIG.format(name=name)))
         config_mod.add_config_dir(tmp_path / "configs")
@@ -158,6 +179,25 @@ def test_a_method_that_needs_parser_masks_stops_before_training(plugin, tmp_path
     assert rc != 0
     assert len(err) == 1 and "needs parts" in err[0] and "masks" in err[0]
     assert not (tmp_path / "runs" / f"{name}_32_synth_smoke" / "checkpoints").exists()
+
+
+def test_bench_makes_the_synthfaces_parser_a_method_needs(plugin, tmp_path, monkeypatch, capsys):
+    from faceedit_bench.parsing.weights import ENV_VAR
+
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    name = plugin("toyparse", extra=PARSER_EXTRA)
+    args = ["bench", *_run_args(tmp_path, name), "--no-progress", "--results", str(tmp_path / "results"),
+            "--out", str(tmp_path / "lb"), "--data-dir", str(tmp_path / "data")]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    made = list((tmp_path / "data" / "weights").glob("parser_synth_*_r32_s2.pt"))
+    assert len(made) == 1 and "needs a face parser and none is configured" in out
+    ckpt = torch.load(tmp_path / "runs" / f"{name}_32_synth_smoke" / "checkpoints" / "last.ckpt",
+                      weights_only=True)
+    from faceedit_bench.parsing.weights import file_sha256
+
+    assert ckpt["faceedit_helpers"] == {"parser": file_sha256(made[0])}  # by hash, not weights
+    assert not any(k.startswith("parser") for k in ckpt["state_dict"])
 
 
 # ------------------------------------------------------------------ phases and helpers (no data)
