@@ -433,10 +433,11 @@ def main(cfg: DictConfig, opts: BenchOptions) -> int:
     """CLI body: run, print the table and the files; user-fixable errors exit 2 with the reason."""
     from .data.celeba import DataFormatError
     from .methods.contract import RequirementError
+    from .zoo import ZooError
 
     try:
         outcome = run_bench(cfg, opts)
-    except (BenchError, FileNotFoundError, DataFormatError, RequirementError) as e:
+    except (BenchError, FileNotFoundError, DataFormatError, RequirementError, ZooError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if outcome.record is None:
@@ -451,6 +452,14 @@ def main(cfg: DictConfig, opts: BenchOptions) -> int:
 def method_from_checkpoint(args) -> None:
     """With ``--ckpt``: take the method name (and, unless given, the resolution) from the file."""
     if not args.ckpt:
+        return
+    from . import zoo
+
+    if zoo.is_zoo_ref(args.ckpt):
+        e = zoo.entry(str(args.ckpt)[len(zoo.PREFIX):])
+        args.method = e["method"]
+        args.variant = getattr(args, "variant", None) or e.get("variant")
+        args.res = args.res or int(e["resolution"])
         return
     import torch
 
@@ -475,7 +484,7 @@ def compose_for_cli(args) -> tuple[DictConfig | None, BenchOptions | None]:
     try:
         method_from_checkpoint(args)
         return compose_from_args(args), options_from_args(args)
-    except (BenchError, FileNotFoundError, KeyError, HydraException) as e:
+    except (BenchError, FileNotFoundError, KeyError, ValueError, HydraException) as e:
         print(f"error: {e}", file=sys.stderr)
         return None, None
 

@@ -108,17 +108,23 @@ def fit(cfg: DictConfig, datamodule: Any = None, logger: Any = None,
 
 
 def load_method(ckpt_path: str | os.PathLike, map_location: str = "cpu"):
-    """Rebuild a trained method from its checkpoint (``torch.load(weights_only=True)``), in eval mode."""
+    """Rebuild a trained method from its checkpoint (``torch.load(weights_only=True)``), in eval
+    mode. ``zoo:<name>`` and exported zoo files are accepted too (sha256-checked for names)."""
     import torch
 
+    from . import zoo
     from .methods import get_method_class
 
+    if zoo.is_zoo_ref(ckpt_path):
+        return zoo.load_inference(zoo.resolve(str(ckpt_path)))
     path = Path(ckpt_path)
     if not path.is_file():
         raise FileNotFoundError(
             f"checkpoint {path} not found; train one with `faceedit-bench fit --method M --res R` "
             "(written to <out_dir>/<run>/checkpoints/last.ckpt)")
     ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    if isinstance(ckpt, dict) and ckpt.get("format") == zoo.FORMAT:
+        return zoo.load_inference(path)
     if "faceedit_method" not in ckpt or "hyper_parameters" not in ckpt:
         raise ValueError(f"{path} is not a faceedit-bench training checkpoint "
                          "(keys faceedit_method / hyper_parameters missing)")

@@ -37,6 +37,8 @@ class EditMethod(pl.LightningModule):
     paper_test_intensity: ClassVar[float] = 1.0
     needs: ClassVar[frozenset[str]] = frozenset()
     tracks: ClassVar[tuple[str, ...]] = ("attribute_flip",)
+    #: the named networks ``edit`` uses: what a zoo entry keeps (faceedit_bench/zoo.py)
+    inference_nets: ClassVar[tuple[str, ...]] = ("G",)
 
     def __init__(self, attrs: Sequence[str] = DEFAULT_ATTRS, res: int = 128,
                  helpers: dict[str, str] | None = None) -> None:

@@ -1,0 +1,71 @@
+"""The model zoo: export -> evaluate -> manifest; ``zoo:NAME`` wherever a checkpoint goes; a file
+whose sha256 does not match its entry is refused."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from faceedit_bench.cli import main
+from faceedit_bench.zoo import ZooError, load_inference, read_manifest, resolve
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    root = tmp_path_factory.mktemp("zoo")
+    args = ["--method", "stgan", "--res", "32", "--profile", "smoke", f"out_dir={root / 'runs'}",
+            f"data_dir={root / 'data'}", "data.num_workers=0"]
+    assert main(["fit", *args]) == 0
+    return root, args, root / "runs" / "stgan_32_synth_smoke" / "checkpoints" / "last.ckpt"
+
+
+def test_add_list_eval_and_refuse_a_changed_file(trained, monkeypatch, capsys):
+    root, args, ckpt = trained
+    monkeypatch.setenv("FACEEDIT_ZOO", str(root / "zoo"))
+    assert main(["zoo", "add", "--ckpt", str(ckpt), "--name", "stgan_tiny", "--data-dir", str(root / "data"),
+                 "--results", str(root / "results"), "--out", str(root / "lb"),
+                 "--command", "faceedit-bench fit --method stgan --res 32 --profile smoke"]) == 0
+    entry = read_manifest(root / "zoo")["stgan_tiny"]
+    assert entry["method"] == "stgan" and entry["resolution"] == 32 and entry["iterations"] == 2
+    assert entry["record"]["run"]["zoo"] == "stgan_tiny" and len(entry["sha256"]) == 64
+    capsys.readouterr()
+    assert main(["zoo"]) == 0
+    assert capsys.readouterr().out.startswith("stgan_tiny")
+
+    # the inference file edits like the training checkpoint (fp16 weights)
+    from faceedit_bench.train import load_method
+
+    full, small = load_method(ckpt), load_inference(resolve("zoo:stgan_tiny", root / "zoo"))
+    x, a = torch.rand(2, 3, 32, 32) * 2 - 1, torch.zeros(2, 13)
+    torch.testing.assert_close(small.edit(x, a, 1 - a).images, full.edit(x, a, 1 - a).images,
+                               atol=2e-2, rtol=0)
+    assert (root / "zoo" / "stgan_tiny.pt").stat().st_size < ckpt.stat().st_size / 2
+
+    # eval --ckpt zoo:NAME reproduces the recorded metrics under the same protocol id
+    from faceedit_bench.leaderboard.load import protocol_id
+
+    ev = ["eval", "--ckpt", "zoo:stgan_tiny", "--profile", "smoke", "--no-progress", f"data_dir={root / 'data'}",
+          "--data-dir", str(root / "data"), "--results", str(root / "r2"), "--out", str(root / "lb2"),
+          "data.num_workers=0"]
+    assert main(ev) == 0
+    rec = json.loads((root / "r2" / "results.jsonl").read_text().splitlines()[-1])
+    assert protocol_id(rec) == protocol_id(entry["record"])
+    for key in ("tarr", "psnr", "mre", "cf_l1_in"):
+        assert rec["metrics"][key] == pytest.approx(entry["record"]["metrics"][key], rel=1e-6, abs=1e-9)
+
+    # a changed file is refused, naming the entry
+    path = root / "zoo" / "stgan_tiny.pt"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(ZooError, match="stgan_tiny.*sha256.*refusing"):
+        resolve("zoo:stgan_tiny", root / "zoo")
+    assert main(ev) != 0
+    assert "refusing" in capsys.readouterr().err
+
+
+def test_unknown_entry_lists_the_zoo(tmp_path, monkeypatch):
+    monkeypatch.setenv("FACEEDIT_ZOO", str(tmp_path))
+    with pytest.raises(ZooError, match="no zoo entry 'nope'.*entries: none"):
+        resolve("zoo:nope")
