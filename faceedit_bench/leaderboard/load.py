@@ -54,7 +54,7 @@ def method_label(rec: dict) -> str:
 def run_key(rec: dict) -> tuple:
     """Rows that supersede each other: same method, track, data, resolution, split, profile and
     protocol (so records at another test intensity never replace each other)."""
-    return (method_label(rec), rec["track"], rec["dataset"], rec["resolution"], rec["split"],
+    return (method_label(rec), (rec.get("run") or {}).get("zoo"), rec["track"], rec["dataset"], rec["resolution"], rec["split"],
             rec.get("profile", ""), protocol_id(rec))
 
 
