@@ -36,6 +36,7 @@ def test_unknown_method_lists_registered(capsys):
     assert exc.value.code != 0
     err = capsys.readouterr().err
     assert "nosuchgan" in err and "registered methods" in err
+    assert len(err.strip().splitlines()) == 1  # one line, not a usage dump
     for name in available():
         assert name in err
     with pytest.raises(UnknownMethodError, match="identity"):
@@ -61,3 +62,18 @@ def test_identity_returns_input():
     x = torch.rand(2, 3, 8, 8) * 2 - 1
     a = torch.zeros(2, m.n_attrs)
     assert torch.equal(m.edit(x, a, 1 - a).images, x)
+
+
+def test_usage_errors_and_version_do_not_import_torch():
+    import subprocess
+    import sys
+
+    code = ("import sys\nfrom faceedit_bench.cli import main\n"
+            "try:\n    main(sys.argv[1:])\nexcept SystemExit as e:\n    rc = e.code\n"
+            "assert 'torch' not in sys.modules, 'torch imported'\nsys.exit(rc)\n")
+    for argv, rc, stream in ((["bench", "--method", "nope"], 2, "stderr"), (["--version"], 0, "stdout")):
+        out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+        assert out.returncode == rc, out.stderr
+        text = getattr(out, stream)
+        assert len(text.strip().splitlines()) == 1
+    assert text.startswith("faceedit-bench 0.")

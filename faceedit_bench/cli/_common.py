@@ -6,9 +6,9 @@ import argparse
 
 def method_name(value: str) -> str:
     """argparse type: a registered method name, else an error listing the registered ones."""
-    from ..methods import available
+    from ..methods import declared_names
 
-    names = available()
+    names = declared_names()
     if value not in names:
         raise argparse.ArgumentTypeError(
             f"unknown method {value!r}; registered methods: {', '.join(names)}"

@@ -37,11 +37,11 @@ def run(args) -> int:
 
 def register(subparsers) -> None:
     from ..bench import QUICKSTART_METHOD, QUICKSTART_PROFILE
-    from ..methods import available
+    from ..methods import declared_names
 
     p = subparsers.add_parser("bench", help="train + evaluate a method and update the leaderboards",
                               description=__doc__)
-    default = QUICKSTART_METHOD if QUICKSTART_METHOD in available() else "identity"
+    default = QUICKSTART_METHOD if QUICKSTART_METHOD in declared_names() else "identity"
     add_bench_arguments(p, default)
     p.add_argument("--prepare-only", action="store_true", help="only build the data store and the classifier")
     p.set_defaults(func=run, profile=QUICKSTART_PROFILE)

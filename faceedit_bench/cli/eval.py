@@ -17,10 +17,10 @@ def run(args) -> int:
 
 def register(subparsers) -> None:
     from ..bench import QUICKSTART_METHOD, QUICKSTART_PROFILE
-    from ..methods import available
+    from ..methods import declared_names
     from .bench import add_bench_arguments
 
     p = subparsers.add_parser("eval", help="evaluate a checkpoint and update the leaderboards",
                               description=__doc__)
-    add_bench_arguments(p, QUICKSTART_METHOD if QUICKSTART_METHOD in available() else "identity")
+    add_bench_arguments(p, QUICKSTART_METHOD if QUICKSTART_METHOD in declared_names() else "identity")
     p.set_defaults(func=run, profile=QUICKSTART_PROFILE)

@@ -51,6 +51,22 @@ def _discover() -> None:
     _DISCOVERED = True
 
 
+def declared_names() -> list[str]:
+    """Method names without importing any method (no torch): ``@register("...")`` in this
+    package's modules, plus whatever is already registered (plugins, tests). For the command
+    line's fast argument checks; :func:`available` is the authority."""
+    import re
+    from pathlib import Path
+
+    names = set(_REGISTRY)
+    for path in Path(__path__[0]).glob("*.py"):
+        if path.stem not in _NOT_METHODS and not path.stem.startswith("_"):
+            names.update(re.findall(r"@register\(\s*[\"']([\w.-]+)[\"']\s*\)", path.read_text()))
+    if os.environ.get("FACEEDIT_PLUGINS"):
+        return available()
+    return sorted(names)
+
+
 def available() -> list[str]:
     """Sorted names of every registered method."""
     _discover()
