@@ -3,7 +3,7 @@ one-pass evaluation -> result record -> leaderboards -> W&B (DESIGN §2 data flo
 
 Every step reuses what exists: the SynthFaces export and the decoded store (``data_dir``), the
 attribute classifier (``data_dir/classifiers/<data_hash>_<res>.pt``), the run's last checkpoint
-(``runs/<method>_<res>_<data>_<profile>/checkpoints/last.ckpt``, resumed or found complete).
+(``outputs/runs/<method>_<res>_<data>_<profile>/checkpoints/last.ckpt``, resumed or found complete).
 Multi-GPU / multi-node: the trainer preset (``--devices``, ``--nodes``) drives Lightning DDP;
 under torchrun or SLURM every process runs this file, only rank 0 writes records and tables.
 """
@@ -72,12 +72,14 @@ class BenchOptions:
     progress: bool = True
     render: bool = True
     prepare_only: bool = False
+    force: bool = False                      # re-evaluate (and replace) an already recorded evaluation
     grid_rows: int = 4
 
 
 @dataclass
 class BenchOutcome:
     record: dict | None = None
+    reused: bool = False
     files: dict[str, Path] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
@@ -319,11 +321,45 @@ def save_grid(method, dm, path: Path, title: str, n_rows: int = 4):
 
 
 # ---------------------------------------------------------------- records and tables
+def evaluation_key(cfg: DictConfig, dm, clf: Path, ckpt, opts: BenchOptions) -> str:
+    """What makes two evaluations the same: the checkpoint's bytes (or the untrained method),
+    the data, the classifier, the method's config and the evaluation settings."""
+    from .build import plain
+    from .parsing.weights import file_sha256
+    from .protocol import stable_hash
+    from .zoo import is_zoo_ref, resolve
+
+    if ckpt is not None:
+        path = resolve(str(ckpt)) if is_zoo_ref(ckpt) else Path(ckpt)
+        weights = file_sha256(path)
+    else:
+        weights = stable_hash(plain(cfg.method))
+    return stable_hash({"weights": weights, "data": dm.data_hash, "classifier": file_sha256(clf),
+                        "eval": plain(cfg.get("eval")), "profile": str(cfg.profile.name),
+                        "res": int(cfg.res), "trainer": plain(cfg.trainer),
+                        "inception": opts.inception_weights, "swav": opts.swav_weights})
+
+
+def find_evaluation(results: Path, key: str) -> tuple[int, dict] | None:
+    """(line, record) of the record evaluated under ``key`` in ``results``, if any."""
+    from .results import iter_records
+
+    if not results.is_file():
+        return None
+    for line, rec in enumerate(iter_records(results), start=1):
+        if (rec.get("run") or {}).get("eval_key") == key:
+            return line, rec
+    return None
+
+
 def record_and_render(rec: dict, opts: BenchOptions) -> dict[str, Path]:
     from .leaderboard import render_all
-    from .results import append_record
+    from .results import append_record, remove_records
 
     results = opts.results_dir / "results.jsonl"
+    key = (rec.get("run") or {}).get("eval_key")
+    if opts.force and key:  # --force replaces, never duplicates
+        remove_records(results, lambda r: (r.get("run") or {}).get("eval_key") == key)
     append_record(results, rec)
     files = {"result record": results}
     if opts.render:
@@ -404,7 +440,18 @@ def run_bench(cfg: DictConfig, opts: BenchOptions) -> BenchOutcome:
     if ckpt is not None:
         out.files["checkpoint"] = ckpt
     lap("train", f"checkpoint {ckpt}" if ckpt is not None else "nothing to train")
+    key = evaluation_key(cfg, dm, clf, ckpt, opts)
+    done = find_evaluation(opts.results_dir / "results.jsonl", key)
+    if done is not None and not opts.force:
+        if is_rank_zero():
+            print(f"[bench] already evaluated: {opts.results_dir / 'results.jsonl'} line {done[0]} "
+                  f"(same checkpoint, data, classifier and protocol); pass --force to re-evaluate",
+                  flush=True)
+        out.record, out.reused = done[1], True
+        return out
     rec = evaluate_method(method, dm, clf, cfg, opts)
+    rec["run"] = {**rec.get("run", {}), "eval_key": key,
+                  **({"checkpoint": str(ckpt)} if ckpt is not None else {})}
     lap("evaluate", f"{rec['n_images']} test images")
     out.record = rec
     if is_rank_zero():
@@ -500,4 +547,5 @@ def options_from_args(args) -> BenchOptions:
         wandb_mode=args.wandb_mode, wandb_project=args.wandb_project,
         inception_weights=args.inception_weights or env.get("FACEEDIT_INCEPTION_WEIGHTS"),
         swav_weights=args.swav_weights or env.get("FACEEDIT_SWAV_WEIGHTS"),
-        progress=not args.no_progress, prepare_only=getattr(args, "prepare_only", False))
+        progress=not args.no_progress, prepare_only=getattr(args, "prepare_only", False),
+        force=bool(getattr(args, "force", False)))

@@ -157,6 +157,22 @@ def append_record(path: str | os.PathLike, rec: dict) -> None:
             os.close(fd)
 
 
+def remove_records(path: str | os.PathLike, drop) -> int:
+    """Rewrite ``path`` without the records for which ``drop(record)`` is true (under the
+    appenders' lock, temporary file then rename); returns how many were removed."""
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    with FileLock(str(path) + ".lock"):
+        raws = [raw for raw in path.read_bytes().splitlines(keepends=True) if raw.strip()]
+        keep = [raw for raw in raws if not drop(json.loads(raw))]
+        if len(keep) != len(raws):
+            tmp = path.with_name(f".{path.name}.tmp")
+            tmp.write_bytes(b"".join(keep))
+            os.replace(tmp, path)
+    return len(raws) - len(keep)
+
+
 def iter_records(path: str | os.PathLike) -> Iterator[dict]:
     """Yield every record of a results file; a malformed line raises naming ``path:line``."""
     with open(path, "rb") as f:

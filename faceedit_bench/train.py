@@ -50,6 +50,23 @@ def resume_path(cfg: DictConfig, out: Path) -> Path | None:
     return path
 
 
+def finished(cfg: DictConfig, ckpt: Path) -> str | None:
+    """Why the run of ``ckpt`` needs no more training (``max_iters`` reached, or the CPU budget
+    spent), else None: a rerun of a finished run returns its checkpoint unchanged."""
+    import torch
+
+    blob = torch.load(ckpt, map_location="cpu", weights_only=True)
+    it, max_iters = int(blob.get("faceedit_iteration", 0)), int(require_train_settings(cfg)["max_iters"])
+    if it >= max_iters:
+        return f"already complete: iteration {it} of max_iters={max_iters} ({ckpt})"
+    budget = cfg.profile.get("max_cpu_minutes")
+    used = next((v.get("used") for k, v in blob.get("callbacks", {}).items() if "CPUBudget" in k), None)
+    if budget and used is not None and used >= float(budget) * 60:
+        return (f"already complete: the {float(budget):g} CPU-minute budget was spent at iteration "
+                f"{it} of {max_iters} ({ckpt})")
+    return None
+
+
 def fit(cfg: DictConfig, datamodule: Any = None, logger: Any = None,
         callbacks: Sequence[Any] = ()) -> Path:
     """Train ``cfg.method`` and return the path of the last checkpoint.
@@ -65,6 +82,11 @@ def fit(cfg: DictConfig, datamodule: Any = None, logger: Any = None,
     from .train_data import TrainStream
 
     out = run_dir(cfg)
+    ckpt = resume_path(cfg, out)
+    done = finished(cfg, ckpt) if ckpt is not None else None
+    if done:
+        print(f"[fit] {cfg.method.name}: {done}", flush=True)
+        return ckpt
     seed = int(cfg.get("seed", 0))
     pl.seed_everything(seed, workers=True, verbose=False)
     train = require_train_settings(cfg)
@@ -98,7 +120,6 @@ def fit(cfg: DictConfig, datamodule: Any = None, logger: Any = None,
         default_root_dir=str(out))
     if trainer.is_global_zero:
         _write_config(cfg, out / "config.yaml")
-    ckpt = resume_path(cfg, out)
     trainer.fit(method, datamodule=stream, ckpt_path=str(ckpt) if ckpt else None, weights_only=True)
     reason = getattr(trainer, "faceedit_stop_reason", None) or (
         f"the data stream ended at iteration {method.iteration}" if hasattr(method, "iteration") else "done")

@@ -68,12 +68,16 @@ def test_eval_checkpoint_only(world):
     ckpt = world / "runs" / f"{gan}_32_celeba_quick" / "checkpoints" / "last.ckpt"
     if not ckpt.is_file():
         assert main(_args(world, gan)) == 0
-    before = len(_records(world / "results" / "results.jsonl"))
+    before = _records(world / "results" / "results.jsonl")
     args = _args(world, gan, "--ckpt", str(ckpt))
     args[0] = "eval"
-    assert main(args) == 0
-    recs = _records(world / "results" / "results.jsonl")
-    assert len(recs) == before + 1 and recs[-1]["method"] == gan
+    assert main(args) == 0  # the bench already evaluated this checkpoint under this protocol
+    assert _records(world / "results" / "results.jsonl") == before
+    assert main([*args, "--force"]) == 0  # re-evaluates and replaces, never duplicates
+    after = _records(world / "results" / "results.jsonl")
+    assert len(after) == len(before) and after[-1]["method"] == gan
+    key = after[-1]["run"]["eval_key"]
+    assert sum(r["run"]["eval_key"] == key for r in after) == 1
 
 
 def test_celeba_missing_says_where_and_layout(tmp_path, capsys):
@@ -102,11 +106,12 @@ def test_synth_quickstart_path_tiny(tmp_path, capsys):
     clf = list((tmp_path / "data" / "classifiers").glob("*.pt"))
     assert len(clf) == 1
     stamp = clf[0].stat().st_mtime_ns
-    assert main(args) == 0  # second run reuses data and classifier
+    capsys.readouterr()
+    assert main(args) == 0  # second run reuses data, classifier and the evaluation itself
     assert clf[0].stat().st_mtime_ns == stamp
+    assert "already evaluated" in capsys.readouterr().out
     recs = _records(tmp_path / "results" / "results.jsonl")
-    assert [r["dataset"] for r in recs] == ["synth", "synth"]
-    assert recs[0]["protocol"]["data_hash"] == recs[1]["protocol"]["data_hash"]
+    assert [r["dataset"] for r in recs] == ["synth"]
 
 
 def test_quickstart_defaults():

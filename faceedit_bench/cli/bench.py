@@ -14,8 +14,10 @@ def add_bench_arguments(p, default_method: str) -> None:
     p.add_argument("--ckpt", default=None, help="evaluate this checkpoint instead of training")
     p.add_argument("--n", type=int, default=None, help="SynthFaces images to generate (default: data.synth_n or 2000)")
     p.add_argument("--data-dir", default="data", help="exports, stores, classifiers, stats caches")
-    p.add_argument("--results", default="results", help="folder of result files (results.jsonl)")
-    p.add_argument("--out", default="leaderboards", help="leaderboards folder to re-render")
+    p.add_argument("--results", default="outputs/results",
+                   help="folder of this checkout's own result files (results.jsonl); the committed results/ "
+                        "change only through `make leaderboard` / a publish")
+    p.add_argument("--out", default="outputs/leaderboards", help="leaderboards folder to re-render (not the committed one)")
     p.add_argument("--classifier", default=None, help="attribute classifier file (default: data/classifiers/<data_hash>_<res>.pt)")
     p.add_argument("--train-classifier", action="store_true", help="train the classifier when missing (automatic on SynthFaces)")
     p.add_argument("--classifier-epochs", type=int, default=None,
@@ -26,6 +28,8 @@ def add_bench_arguments(p, default_method: str) -> None:
                    help="default: $WANDB_MODE, else online with $WANDB_API_KEY, else offline")
     p.add_argument("--wandb-project", default=None, help="W&B project (default: $WANDB_PROJECT or faceedit-bench)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument("--force", action="store_true",
+                   help="re-evaluate even if this checkpoint was evaluated under this protocol (replaces its record)")
 
 
 def run(args) -> int:

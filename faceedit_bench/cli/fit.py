@@ -35,5 +35,5 @@ def register(subparsers) -> None:
                               description=__doc__)
     add_run_arguments(p, default_method="attgan")
     p.add_argument("--ckpt", default=None, help="resume from this checkpoint file")
-    p.add_argument("--out", default=None, help="output root (config out_dir; default runs/)")
+    p.add_argument("--out", default=None, help="output root (config out_dir; default outputs/runs/)")
     p.set_defaults(func=run)

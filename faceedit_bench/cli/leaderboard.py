@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 
 def run(args) -> int:
@@ -10,7 +11,8 @@ def run(args) -> int:
     from ..results import ResultsFileError
 
     try:
-        written = render_all(args.results, args.out, args.papers, charts=not args.no_charts)
+        results = args.results or [d for d in ("results", "outputs/results") if Path(d).is_dir()] or ["results"]
+        written = render_all(results, args.out, args.papers, charts=not args.no_charts)
     except (ResultsFileError, PaperTableError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -21,7 +23,8 @@ def run(args) -> int:
 def register(subparsers) -> None:
     p = subparsers.add_parser("leaderboard", help="render leaderboards from the result records",
                               description=__doc__)
-    p.add_argument("--results", default="results", help="folder of result files (*.jsonl)")
+    p.add_argument("--results", action="append", default=None,
+                   help="folder of result files (*.jsonl); repeatable (default: results/ and outputs/results/)")
     p.add_argument("--out", default="leaderboards", help="output folder")
     p.add_argument("--papers", default=None, help="papers' CSVs (default: <out>/papers)")
     p.add_argument("--no-charts", action="store_true", help="skip the PNG charts")

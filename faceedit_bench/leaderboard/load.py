@@ -16,8 +16,11 @@ class PaperTableError(ValueError):
     """A malformed papers CSV; the message names file and line."""
 
 
-def load_records(results_dir: str | Path) -> list[dict]:
-    """Every record of ``results_dir/*.jsonl``, files by name, lines in file order."""
+def load_records(results_dir: str | Path | list) -> list[dict]:
+    """Every record of ``results_dir/*.jsonl`` (or of each folder of a list, in order), files
+    by name, lines in file order."""
+    if isinstance(results_dir, (list, tuple)):
+        return [r for d in results_dir for r in load_records(d)]
     results_dir = Path(results_dir)
     if not results_dir.is_dir():
         return []

@@ -33,10 +33,10 @@ def spearman(xs: list[float], ys: list[float]) -> float | None:
     return float(rx.corr(ry))
 
 
-def checkpoints(results_dir: str | Path) -> list[dict]:
+def checkpoints(results_dir: str | Path | list) -> list[dict]:
     """One record per evaluated checkpoint on SynthFaces with the truth measured."""
-    results_dir = Path(results_dir)
-    recs = load_records(results_dir) + load_records(results_dir / "validity")
+    dirs = [Path(d) for d in (results_dir if isinstance(results_dir, (list, tuple)) else [results_dir])]
+    recs = load_records([p for d in dirs for p in (d, d / "validity")])
     seen: dict[tuple, dict] = {}
     for r in recs:
         if r["dataset"] != "synth" or r["track"] != "attribute_flip" or r["metrics"].get(TRUTH) is None:
@@ -73,7 +73,7 @@ def correlations(records: list[dict], proxy: str) -> dict:
             "per_attribute": per}
 
 
-def render(results_dir: str | Path) -> str:
+def render(results_dir: str | Path | list) -> str:
     from .render_tables import _md_table, fmt
 
     recs = checkpoints(results_dir)

@@ -214,7 +214,7 @@ def render_index(records: list[dict], tables: list[PaperTable], unified: list[st
     return "\n".join(lines) + "\n"
 
 
-def render_all(results_dir: str | Path = "results", out_dir: str | Path = "leaderboards",
+def render_all(results_dir: str | Path | list = "results", out_dir: str | Path = "leaderboards",
                papers_dir: str | Path | None = None, charts: bool = True) -> list[Path]:
     """Render every leaderboard file into ``out_dir``; returns the written paths (sorted)."""
     out_dir = Path(out_dir)
