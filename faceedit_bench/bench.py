@@ -513,7 +513,9 @@ def method_from_checkpoint(args) -> None:
     path = Path(args.ckpt)
     if not path.is_file():
         raise BenchError(f"checkpoint {path} not found")
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    from .io_utils import load_tensor_file
+
+    blob = load_tensor_file(path)
     args.method = blob.get("faceedit_method", args.method)
     if getattr(args, "variant", None) is None and blob.get("faceedit_variant"):
         args.variant = blob["faceedit_variant"]

@@ -22,6 +22,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .build import build_datamodule, build_logger, require_train_settings
 from .build import method_kwargs, plain as _plain, train_settings  # noqa: F401  (re-exported)
+from .io_utils import load_tensor_file
 
 
 def run_dir(cfg: DictConfig) -> Path:
@@ -55,7 +56,7 @@ def finished(cfg: DictConfig, ckpt: Path) -> str | None:
     spent), else None: a rerun of a finished run returns its checkpoint unchanged."""
     import torch
 
-    blob = torch.load(ckpt, map_location="cpu", weights_only=True)
+    blob = load_tensor_file(ckpt)
     it, max_iters = int(blob.get("faceedit_iteration", 0)), int(require_train_settings(cfg)["max_iters"])
     if it >= max_iters:
         return f"already complete: iteration {it} of max_iters={max_iters} ({ckpt})"
@@ -143,7 +144,7 @@ def load_method(ckpt_path: str | os.PathLike, map_location: str = "cpu"):
         raise FileNotFoundError(
             f"checkpoint {path} not found; train one with `faceedit-bench fit --method M --res R` "
             "(written to <out_dir>/<run>/checkpoints/last.ckpt)")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    ckpt = load_tensor_file(path, map_location)
     if isinstance(ckpt, dict) and ckpt.get("format") == zoo.FORMAT:
         return zoo.load_inference(path)
     if "faceedit_method" not in ckpt or "hyper_parameters" not in ckpt:

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from .io_utils import load_tensor_file
 
 FORMAT = "faceedit-zoo-v1"
 PREFIX = "zoo:"
@@ -109,7 +110,7 @@ def load_inference(path: str | os.PathLike):
     """Rebuild a method from an exported zoo file (eval mode, float32); ``weights_only``."""
     from .methods import get_method_class
 
-    blob = torch.load(path, map_location="cpu", weights_only=True)
+    blob = load_tensor_file(path)
     if not isinstance(blob, dict) or blob.get("format") != FORMAT:
         raise ZooError(f"{path}: not a faceedit-bench zoo file (format {FORMAT!r} expected)")
     cls = get_method_class(blob["method"])

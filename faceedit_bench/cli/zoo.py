@@ -41,6 +41,7 @@ def run_add(args) -> int:
     from omegaconf import OmegaConf
 
     from ..bench import BenchOptions, run_bench
+    from ..io_utils import load_tensor_file
     from ..data.synth_export import RENDERER
     from ..results import append_record
     from ..train import load_method
@@ -61,7 +62,7 @@ def run_add(args) -> int:
     if name in entries and not args.force:
         print(f"error: zoo entry {name!r} exists; pass --force to replace it", file=sys.stderr)
         return 2
-    blob = torch.load(ckpt_path, map_location="cpu", weights_only=True)
+    blob = load_tensor_file(ckpt_path)
     method = load_method(ckpt_path)
     out = export_inference(method, root / f"{name}.pt")
     cfg = OmegaConf.load(run_cfg)

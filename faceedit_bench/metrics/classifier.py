@@ -21,7 +21,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ..protocol import file_hash
-from ..io_utils import atomic_torch_save
+from ..io_utils import atomic_torch_save, load_tensor_file
 
 
 def default_classifier_path(data_hash: str, res: int, root: str | os.PathLike = "data/classifiers") -> Path:
@@ -141,7 +141,7 @@ def load_classifier(path, map_location="cpu") -> AttributeClassifier:
             f"attribute classifier {path} not found. It is trained by this suite: run "
             "`faceedit-bench classifier --data <synth|celeba|celebahq> --res <R> --out "
             f"{path}` (or `make classifier DATA=... RES=...`).")
-    blob = torch.load(path, map_location=map_location, weights_only=True)
+    blob = load_tensor_file(path, map_location)
     for key in ("state_dict", "arch", "attrs", "accuracy"):
         if key not in blob:
             raise ValueError(f"{path}: not a faceedit-bench classifier file (missing key {key!r})")

@@ -35,6 +35,7 @@ import torch.nn.functional as F
 
 from ..protocol import file_hash
 from .fast_inference import inception_features, prepare_fast
+from ..io_utils import load_tensor_file
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_SOURCE = ("torch-fidelity v0.2.0 release: https://github.com/toshas/torch-fidelity/releases/"
@@ -81,8 +82,8 @@ class InceptionExtractor(nn.Module):
                             INCEPTION_SOURCE, INCEPTION_ENV)
         from torch_fidelity import feature_extractor_inceptionv3 as fe
 
-        state = torch.load(path, map_location="cpu", weights_only=True)
-        # torch-fidelity would torch.load(weights_only=False); hand it the safely loaded dict.
+        state = load_tensor_file(path)
+        # torch-fidelity would unpickle the file with weights_only off; hand it the safely loaded dict.
         with mock.patch.object(fe, "load_state_dict_from_url", lambda *a, **k: state):
             self.net = fe.FeatureExtractorInceptionV3(self.name, ["2048", "logits_unbiased"])
         self.fast = bool(fast)
@@ -103,7 +104,7 @@ def load_swav_resnet50(weights_path) -> nn.Module:
     import torchvision
 
     path = require_file(weights_path, SWAV_FILE, SWAV_SOURCE, SWAV_ENV)
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = load_tensor_file(path)
     if isinstance(state, dict) and "state_dict" in state and isinstance(state["state_dict"], dict):
         state = state["state_dict"]
     state = {k.replace("module.", "", 1) if k.startswith("module.") else k: v for k, v in state.items()}

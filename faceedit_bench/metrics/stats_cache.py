@@ -15,7 +15,7 @@ from typing import Any
 import torch
 
 from ..protocol import stable_hash
-from ..io_utils import atomic_torch_save
+from ..io_utils import atomic_torch_save, load_tensor_file
 
 
 def _rank() -> int:
@@ -39,7 +39,7 @@ def load_moments(cache_dir, key: str):
     if not path.is_file():
         return None
     try:
-        blob = torch.load(path, map_location="cpu", weights_only=True)
+        blob = load_tensor_file(path)
         return blob["sum"], blob["outer"], int(blob["n"])
     except Exception:  # a foreign or damaged file: ignore it and recompute
         return None

@@ -22,6 +22,7 @@ import torch
 
 from .attgan import AttGANGenerator
 from .stargan import StarGANGenerator
+from ..io_utils import load_tensor_file
 
 ATTGAN_SOURCE = (
     "the AttGAN-PyTorch pretrained models (README of https://github.com/elvisyjlin/AttGAN-PyTorch, "
@@ -39,7 +40,7 @@ def _read(path: str | Path, source: str) -> dict[str, torch.Tensor]:
         raise FileNotFoundError(f"official weights file {path} not found; download {source} and "
                                 f"pass its local path")
     try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
+        obj = load_tensor_file(path)
     except Exception as e:  # noqa: BLE001 - re-raised with the file named
         raise RuntimeError(f"{path}: cannot be read as a weights-only torch checkpoint: {e}") from e
     if not isinstance(obj, Mapping):

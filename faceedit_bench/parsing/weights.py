@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from .bisenet import BiSeNet
-from ..io_utils import atomic_torch_save
+from ..io_utils import atomic_torch_save, load_tensor_file
 
 ENV_VAR = "FACEEDIT_PARSER_WEIGHTS"
 OFFICIAL_FILE = "79999_iter.pth"
@@ -88,7 +88,7 @@ def load_bisenet(path: str | os.PathLike | None = None, device: str | torch.devi
     """
     p = resolve_weights_path(path)
     try:
-        obj = torch.load(p, map_location="cpu", weights_only=True)
+        obj = load_tensor_file(p)
     except Exception as e:  # corrupt / not a torch file / pickled code
         raise ParserWeightsError(f"{p}: cannot read face-parser weights ({type(e).__name__}: {e}); "
                                  f"expected a state dict such as {OFFICIAL_FILE}; {SOURCE}") from e
