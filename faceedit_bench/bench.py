@@ -479,11 +479,14 @@ def run_bench(cfg: DictConfig, opts: BenchOptions) -> BenchOutcome:
 def main(cfg: DictConfig, opts: BenchOptions) -> int:
     """CLI body: run, print the table and the files; user-fixable errors exit 2 with the reason."""
     from .data.celeba import DataFormatError
+    from .callbacks import TrainingInterrupted
     from .methods.contract import RequirementError
     from .zoo import ZooError
 
     try:
         outcome = run_bench(cfg, opts)
+    except TrainingInterrupted as e:  # the checkpoint is saved and fit said so in one line
+        return e.code
     except (BenchError, FileNotFoundError, DataFormatError, RequirementError, ZooError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

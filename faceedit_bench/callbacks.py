@@ -157,3 +157,76 @@ class StopAtCPUBudget(pl.Callback):
 
     def load_state_dict(self, state: dict) -> None:
         self.used = float(state.get("used", 0.0))
+
+
+class TrainingInterrupted(Exception):
+    """Training stopped by a signal after saving a checkpoint; ``code`` is the exit code."""
+
+    def __init__(self, signum: int, iteration: int, path: Path) -> None:
+        import signal as _signal
+
+        self.signum, self.iteration, self.path = signum, iteration, path
+        self.code = 128 + signum
+        name = _signal.Signals(signum).name
+        super().__init__(f"stopped by {name} at iteration {iteration}: saved {path}; "
+                         "run the same command again to resume from it")
+
+
+class SaveOnSignal(pl.Callback):
+    """SIGTERM, SIGINT and SIGUSR1 (SLURM's preemption warning) during ``fit``: finish the current
+    iteration, save ``last.ckpt`` at it through :class:`IterationCheckpoint` (atomic, every rank
+    taking part: the flag is max-reduced across ranks each iteration) and stop; ``train.fit``
+    then raises :class:`TrainingInterrupted` (exit code 128 + signal: 143 for SIGTERM, 130 for
+    SIGINT). A second SIGINT during the save exits at once (130); the previous ``last.ckpt``
+    stays intact because saves go through a temporary file. Under SLURM, Lightning's own
+    SLURMEnvironment handles SIGUSR1 (auto-requeue) and this callback leaves that signal alone.
+    """
+
+    SIGNALS = ("SIGTERM", "SIGINT", "SIGUSR1")
+
+    def __init__(self, checkpoint: IterationCheckpoint) -> None:
+        self.checkpoint = checkpoint
+        self.received: int | None = None
+        self.saved: TrainingInterrupted | None = None
+        self._previous: dict[int, object] = {}
+
+    def _handler(self, signum, frame) -> None:
+        import signal as _signal
+
+        if self.received is not None and signum == _signal.SIGINT:
+            os._exit(130)  # second Ctrl-C: leave now; the last complete checkpoint is untouched
+        self.received = signum
+
+    def on_train_start(self, trainer, pl_module) -> None:
+        import signal as _signal
+        import threading
+
+        from lightning.fabric.plugins.environments import SLURMEnvironment
+
+        if threading.current_thread() is not threading.main_thread():
+            return
+        for name in self.SIGNALS:
+            if name == "SIGUSR1" and SLURMEnvironment.detect():
+                continue
+            signum = getattr(_signal, name)
+            self._previous[signum] = _signal.signal(signum, self._handler)
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        flag = torch.tensor(float(self.received or 0))
+        if trainer.world_size > 1:
+            flag = trainer.strategy.reduce(flag.to(pl_module.device), reduce_op="max").cpu()
+        if flag.item() == 0:
+            return
+        signum = int(flag.item())
+        self.checkpoint.last_saved = -1  # save even if this iteration was just saved
+        self.checkpoint._save(trainer, int(pl_module.iteration))
+        self.saved = TrainingInterrupted(signum, int(pl_module.iteration), self.checkpoint.last_path)
+        trainer.should_stop = True
+        set_stop_reason(trainer, str(self.saved))
+
+    def on_train_end(self, trainer, pl_module) -> None:
+        import signal as _signal
+
+        for signum, handler in self._previous.items():
+            _signal.signal(signum, handler)
+        self._previous.clear()

@@ -79,7 +79,8 @@ def fit(cfg: DictConfig, datamodule: Any = None, logger: Any = None,
     import lightning.pytorch as pl
 
     from .build import build_method, check_requirements
-    from .callbacks import IterationCheckpoint, SampleGrid, StopAtCPUBudget, StopAtIteration
+    from .callbacks import (IterationCheckpoint, SampleGrid, SaveOnSignal, StopAtCPUBudget,
+                            StopAtIteration, TrainingInterrupted)
     from .train_data import TrainStream
 
     out = run_dir(cfg)
@@ -100,13 +101,14 @@ def fit(cfg: DictConfig, datamodule: Any = None, logger: Any = None,
     stream = TrainStream(inner, batch, chunks, int(train["max_iters"]), seed,
                          num_workers=int(cfg.data.get("num_workers", 0)))
     prof = cfg.profile
-    cbs = [StopAtIteration(int(train["max_iters"])),
-           IterationCheckpoint(out / "checkpoints", int(prof.get("ckpt_every", 1000))),
-           *callbacks]
+    saver = IterationCheckpoint(out / "checkpoints", int(prof.get("ckpt_every", 1000)))
+    on_signal = SaveOnSignal(saver)
+    cbs = [StopAtIteration(int(train["max_iters"])), saver, *callbacks]
     if prof.get("max_cpu_minutes"):
         cbs.insert(1, StopAtCPUBudget(float(prof.max_cpu_minutes)))
     if int(prof.get("sample_every", 0) or 0) > 0:
         cbs.append(SampleGrid(out / "samples", int(prof.sample_every), int(prof.get("n_samples", 8))))
+    cbs.append(on_signal)  # last: a signal raised during this iteration's callbacks saves at it
     if logger is None:
         logger = build_logger(cfg, out)
     t = cfg.trainer
@@ -126,6 +128,8 @@ def fit(cfg: DictConfig, datamodule: Any = None, logger: Any = None,
         f"the data stream ended at iteration {method.iteration}" if hasattr(method, "iteration") else "done")
     if trainer.is_global_zero:
         print(f"[fit] {cfg.method.name}: {reason}", flush=True)
+    if on_signal.saved is not None:
+        raise on_signal.saved
     return out / "checkpoints" / "last.ckpt"
 
 

@@ -51,6 +51,18 @@ class KillAt(pl.Callback):
             os.kill(os.getpid(), signal.SIGKILL)
 
 
+class SignalAt(pl.Callback):
+    """Send this process ``signum`` when the iteration counter reaches ``it`` (as a scheduler would)."""
+
+    def __init__(self, it: int, signum: int) -> None:
+        self.it, self.signum, self.sent = it, signum, False
+
+    def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
+        if pl_module.iteration >= self.it and not self.sent:
+            self.sent = True
+            os.kill(os.getpid(), self.signum)
+
+
 class SaveParams(pl.Callback):
     def __init__(self, out: Path) -> None:
         self.out = out
@@ -74,6 +86,7 @@ def main() -> None:
     p.add_argument("max_iters", type=int)
     p.add_argument("--trainer", default="cpu")
     p.add_argument("--kill-at", type=int, default=None)
+    p.add_argument("--term-at", type=int, default=None, help="send SIGTERM at this iteration")
     p.add_argument("--ckpt-every", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=2)
     args = p.parse_args()
@@ -95,7 +108,14 @@ def run(method: str, args, out: Path) -> None:
     # the kill callback goes after fit's own checkpoint callback (callbacks run in order)
     if args.kill_at is not None:
         cbs.append(KillAt(args.kill_at))
-    fit(cfg, datamodule=ToyFaces(res=args.res), logger=False, callbacks=cbs)
+    if args.term_at is not None:
+        cbs.append(SignalAt(args.term_at, signal.SIGTERM))
+    from faceedit_bench.callbacks import TrainingInterrupted
+
+    try:
+        fit(cfg, datamodule=ToyFaces(res=args.res), logger=False, callbacks=cbs)
+    except TrainingInterrupted as e:
+        sys.exit(e.code)
 
 
 if __name__ == "__main__":

@@ -23,6 +23,33 @@ def _cmd(out: Path, *extra: str) -> list[str]:
     return [sys.executable, str(WORKER), "attgan", "32", str(out), "6", "--ckpt-every", "2", *extra]
 
 
+def _same_final_state(a_dir: Path, b_dir: Path, resumed_from: int) -> None:
+    a = torch.load(a_dir / "attgan" / "params_rank0.pt", weights_only=True)
+    b = torch.load(b_dir / "attgan" / "params_rank0.pt", weights_only=True)
+    assert a["start_iteration"] == 0 and b["start_iteration"] == resumed_from  # b really resumed
+    assert a["iteration"] == b["iteration"] == 6
+    for k in a["state"]:
+        assert torch.equal(a["state"][k], b["state"][k]), f"{k} differs after resume"
+
+
+def test_sigterm_saves_the_current_iteration_and_resumes_exactly(tmp_path):
+    full = subprocess.Popen(_cmd(tmp_path / "full"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    termed = subprocess.run(_cmd(tmp_path / "term", "--term-at", "3"), capture_output=True, text=True,
+                            timeout=600)
+    assert termed.returncode == 143, termed.stdout[-2000:] + termed.stderr[-3000:]
+    line = [ln for ln in termed.stdout.splitlines() if "stopped by SIGTERM" in ln]
+    assert len(line) == 1 and "at iteration 3" in line[0] and "last.ckpt" in line[0]
+    ckdir = tmp_path / "term" / "attgan" / "run" / "checkpoints"
+    assert torch.load(ckdir / "last.ckpt", weights_only=True)["faceedit_iteration"] == 3  # not 2
+    assert not list(ckdir.glob(".*.tmp"))
+    resumed = subprocess.run(_cmd(tmp_path / "term"), capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    out, _ = full.communicate(timeout=600)
+    assert full.returncode == 0, out[-3000:]
+    _same_final_state(tmp_path / "full", tmp_path / "term", resumed_from=3)
+
+
 def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
     full = subprocess.Popen(_cmd(tmp_path / "full"), stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)

@@ -19,11 +19,14 @@ def run(args) -> int:
         args.overrides.append(f"profile.resume={args.ckpt}")
     if args.out is not None:
         args.overrides.append(f"out_dir={args.out}")
+    from ..callbacks import TrainingInterrupted
     from ..methods.contract import RequirementError
 
     try:
         cfg = compose_from_args(args)
         print(fit(cfg))
+    except TrainingInterrupted as e:
+        return e.code
     except (RequirementError, FileNotFoundError, KeyError) as e:
         print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
         return 2
