@@ -1,5 +1,6 @@
 # faceedit-bench: every target calls the `faceedit-bench` CLI; no logic lives here.
-# Variables pass straight through, e.g. `make bench METHOD=stgan RES=256 DATA=celeba DEVICES=4`.
+# Variables pass straight through, e.g. `make bench METHOD=stgan RES=256 DATA=celeba DEVICES=4`;
+# DATA may be a folder in the CelebA / CelebA-HQ layout; ARGS="key=value ..." passes Hydra overrides.
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 CLI    := $(VENV)/bin/faceedit-bench
@@ -37,16 +38,16 @@ clean: ## remove caches, build outputs and run directories (keeps .venv and comm
 	find . -name __pycache__ -type d -prune -not -path './$(VENV)/*' -exec rm -rf {} +
 
 bench: $(STAMP) ## Quickstart: data + classifier + train + evaluate + leaderboard (METHOD= RES= DATA= PROFILE= DEVICES= NODES= PRECISION= CKPT=)
-	$(CLI) bench $(EVAL_ARGS)
+	$(CLI) bench $(EVAL_ARGS) $(ARGS)
 
 train: $(STAMP) ## train a method, resuming from its last checkpoint (METHOD= RES= DATA= PROFILE= DEVICES= NODES= PRECISION= CKPT= OUT=)
-	$(CLI) fit $(RUN_ARGS)
+	$(CLI) fit $(RUN_ARGS) $(ARGS)
 
 classifier: $(STAMP) ## train the TARR attribute classifier on a dataset store (DATA= RES= OUT=)
 	$(CLI) classifier $(DATA_ARGS)
 
 eval: $(STAMP) ## evaluate a checkpoint only (CKPT=path [METHOD= RES= DATA=]) and update the leaderboards
-	$(CLI) eval $(EVAL_ARGS)
+	$(CLI) eval $(EVAL_ARGS) $(ARGS)
 
 masks: $(STAMP) ## parse every image of a dataset into the store's label maps (DATA=dir|celeba|celebahq RES= PARSER_WEIGHTS= [GT=1])
 	$(CLI) masks $(DATA_ARGS) $(if $(PARSER_WEIGHTS),--parser-weights $(PARSER_WEIGHTS)) $(if $(GT),--gt)

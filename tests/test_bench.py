@@ -124,3 +124,13 @@ def test_quickstart_defaults():
     assert (args.method, args.profile, args.data) == (QUICKSTART_METHOD, QUICKSTART_PROFILE, "synth")
     cfg = compose_config(args.method, None, "synth", args.profile)
     assert cfg.res == 64 and cfg.profile.max_cpu_minutes > 0
+
+
+def test_data_may_be_a_celeba_layout_folder(world):
+    """``make bench DATA=/path/to/celeba``: the folder's layout names the dataset."""
+    args = _args(world, "identity")
+    args[args.index("--data") + 1] = str(world / "celeba")
+    args = [a for a in args if not a.startswith("data.root=")]
+    assert main([*args, "--results", str(world / "results_folder")]) == 0
+    rec = _records(world / "results_folder" / "results.jsonl")[-1]
+    assert rec["dataset"] == "celeba" and rec["n_images"] == 8

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 
 def method_name(value: str) -> str:
@@ -23,7 +24,8 @@ def add_run_arguments(p: argparse.ArgumentParser, default_method: str = "identit
     p.add_argument("--res", type=int, default=None, help="resolution; default: the profile's")
     p.add_argument("--variant", default=None,
                    help="a variant of the method's config (variants: in configs/method/<m>.yaml)")
-    p.add_argument("--data", default="synth", help="configs/data/<name>.yaml: synth, celeba, celebahq")
+    p.add_argument("--data", default="synth",
+                   help="configs/data/<name>.yaml (synth, celeba, celebahq) or a folder in the CelebA / CelebA-HQ layout")
     p.add_argument("--profile", default="quick", help="configs/profile/<name>.yaml: quick, paper")
     p.add_argument("--trainer", default=None, help="configs/trainer/<name>.yaml (default: cpu, or gpu when present)")
     p.add_argument("--devices", type=int, default=None, help="devices per node")
@@ -43,11 +45,17 @@ def compose_from_args(args: argparse.Namespace):
 
         trainer = "gpu" if torch.cuda.is_available() else "cpu"
     overrides = list(args.overrides)
+    data = args.data
+    if data not in ("synth", "celeba", "celebahq") and Path(data).is_dir():  # DATA=/path/to/celeba
+        from ..parsing.train import guess_dataset
+
+        data, root = guess_dataset(data), str(Path(data).resolve())
+        overrides.insert(0, f"data.root={root}")
     if args.devices is not None:
         overrides.append(f"trainer.devices={args.devices}")
     if args.nodes is not None:
         overrides.append(f"trainer.num_nodes={args.nodes}")
     if args.precision is not None:
         overrides.append(f"trainer.precision={args.precision}")
-    return compose_config(args.method, args.res, args.data, args.profile, trainer, overrides,
+    return compose_config(args.method, args.res, data, args.profile, trainer, overrides,
                           variant=getattr(args, "variant", None))
