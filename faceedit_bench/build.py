@@ -14,10 +14,10 @@ from .protocol import DEFAULT_ATTRS
 
 #: profile keys that override ``cfg.method.train`` when not null
 TRAIN_KEYS = ("max_iters", "batch_size", "n_critic", "lr", "lr_d", "betas", "schedule",
-              "decay_start", "ema_decay", "channels_last", "compile")
+              "decay_start", "final_lr_factor", "ema_decay", "channels_last", "compile")
 #: training keys that are constructor arguments of the method
 CTOR_KEYS = ("max_iters", "n_critic", "lr", "lr_d", "betas", "schedule", "decay_start",
-             "ema_decay", "channels_last", "compile")
+             "final_lr_factor", "ema_decay", "channels_last", "compile")
 
 
 def plain(node: Any) -> Any:

@@ -96,9 +96,12 @@ class SampleGrid(pl.Callback):
             rows = [ds[i] for i in range(min(self.n, len(ds)))]
             images = torch.stack([torch.as_tensor(r["image"]) for r in rows])
             attrs = torch.stack([torch.as_tensor(r["attrs"]) for r in rows]).float()
-            self._inputs = (images, attrs)
-        images, attrs = self._inputs
-        return images.to(pl_module.device), attrs.to(pl_module.device)
+            parts = (torch.stack([torch.as_tensor(r["parts"]) for r in rows])
+                     if all("parts" in r for r in rows) else None)
+            self._inputs = (images, attrs, parts)
+        images, attrs, parts = self._inputs
+        dev = pl_module.device
+        return images.to(dev), attrs.to(dev), None if parts is None else parts.to(dev)
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:
         it = int(pl_module.iteration)
@@ -106,8 +109,8 @@ class SampleGrid(pl.Callback):
             return
         from torchvision.utils import make_grid, save_image
 
-        images, attrs = self._fixed_inputs(trainer, pl_module)
-        grid = pl_module.sample_grid(images, attrs).float().cpu()
+        images, attrs, parts = self._fixed_inputs(trainer, pl_module)
+        grid = pl_module.sample_grid(images, attrs, parts).float().cpu()
         grid = make_grid((grid + 1) / 2, nrow=2 + pl_module.n_attrs, padding=1).clamp(0, 1)
         self.dirpath.mkdir(parents=True, exist_ok=True)
         path = self.dirpath / f"iter_{it:07d}.png"

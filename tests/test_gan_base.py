@@ -199,3 +199,9 @@ def test_bf16_mixed_and_channels_last_train():
     _trainer(1, precision="bf16-mixed").fit(m, datamodule=stream)
     assert m.iteration == 1 and not torch.equal(w0, m.G.conv.weight)
     assert all(torch.isfinite(p).all() for p in m.parameters())
+
+
+def test_exponential_schedule_reaches_the_final_factor():
+    s = LRSchedule("exponential", 0.5, 100, final_factor=0.01)
+    assert s(49) == 1.0 and s(50) == 1.0
+    assert s(75) == pytest.approx(0.1) and s(100) == pytest.approx(0.01) and s(200) == pytest.approx(0.01)

@@ -24,7 +24,9 @@ step (target shuffle, GP alphas) comes from a generator seeded by (seed, iterati
 resumed run repeats the uninterrupted one without saving RNG states.
 
 Schedules (per iteration, every phase): ``step`` (AttGAN/STGAN: lr/10 from ``decay_start``),
-``linear`` (StarGAN: to 0 from ``decay_start`` to ``max_iters``) or ``constant``;
+``linear`` (StarGAN: to 0 from ``decay_start`` to ``max_iters``), ``exponential`` (SeCGAN's
+AttGAN: geometric from 1 to ``final_lr_factor`` between ``decay_start`` and ``max_iters``) or
+``constant``;
 ``decay_start`` < 1 is a fraction of ``max_iters``.
 
 Speed mechanics, none of which changes the maths (benchmarks/train_speed.py): fakes of a D
@@ -71,6 +73,7 @@ class AdversarialEditor(EditMethod):
         schedule: str = "step",
         decay_start: float = 0.5,
         max_iters: int = 1000,
+        final_lr_factor: float = 0.01,
         ema_decay: float | None = None,
         ema_nets: Sequence[str] | None = None,
         channels_last: bool | Sequence[str] = False,
@@ -81,8 +84,8 @@ class AdversarialEditor(EditMethod):
         **loss_weights: float,
     ) -> None:
         super().__init__(attrs, res, helpers)
-        if schedule not in ("step", "linear", "constant"):
-            raise ValueError(f"schedule must be 'step', 'linear' or 'constant', got {schedule!r}")
+        if schedule not in LRSchedule.KINDS:
+            raise ValueError(f"schedule must be one of {LRSchedule.KINDS}, got {schedule!r}")
         if n_critic < 1:
             raise ValueError(f"n_critic must be >= 1, got {n_critic}")
         self.save_hyperparameters()
@@ -92,6 +95,7 @@ class AdversarialEditor(EditMethod):
         self.n_critic = int(n_critic)
         self.lambda_gp = float(lambda_gp)
         self.schedule, self.decay_start, self.max_iters = schedule, float(decay_start), int(max_iters)
+        self.final_lr_factor = float(final_lr_factor)
         if test_intensity is not None:
             self.test_intensity = float(test_intensity)
         self.seed = int(seed)
@@ -350,7 +354,7 @@ class AdversarialEditor(EditMethod):
     def configure_optimizers(self):
         opts = [self.make_adam(self.phase_parameters(ph), ph.lr if ph.lr is not None else self.lr_g,
                                ph.betas) for ph in self._phases]
-        sched = LRSchedule(self.schedule, self.decay_start, self.max_iters)
+        sched = LRSchedule(self.schedule, self.decay_start, self.max_iters, self.final_lr_factor)
         return opts, [torch.optim.lr_scheduler.LambdaLR(o, sched) for o in opts]
 
     def phase_optimizer(self, name: str):
@@ -366,7 +370,7 @@ class AdversarialEditor(EditMethod):
     def on_train_start(self) -> None:
         """Re-apply the configured schedule after a restore (LambdaLR's saved fields would keep
         the old ``max_iters`` when a run is extended) and set the lr of the current iteration."""
-        sched = LRSchedule(self.schedule, self.decay_start, self.max_iters)
+        sched = LRSchedule(self.schedule, self.decay_start, self.max_iters, self.final_lr_factor)
         scheds = self.lr_schedulers()
         for s in scheds if isinstance(scheds, list) else [scheds]:
             s.lr_lambdas = [sched] * len(s.optimizer.param_groups)
@@ -432,15 +436,20 @@ def batch_independent(net: torch.nn.Module) -> bool:
 class LRSchedule:
     """Learning-rate factor per iteration; a class (not a closure) so LambdaLR saves its fields."""
 
-    def __init__(self, kind: str, decay_start: float, max_iters: int) -> None:
+    KINDS = ("step", "linear", "exponential", "constant")
+
+    def __init__(self, kind: str, decay_start: float, max_iters: int, final_factor: float = 0.01) -> None:
         self.kind = kind
         self.max_iters = int(max_iters)
         self.start = int(decay_start * max_iters) if decay_start < 1 else int(decay_start)
+        self.final_factor = float(final_factor)
 
     def __call__(self, it: int) -> float:
         if self.kind == "constant" or it < self.start:
             return 1.0
         if self.kind == "step":
             return 0.1
-        span = max(self.max_iters - self.start, 1)
-        return max(0.0, 1.0 - (it - self.start) / span)
+        frac = min((it - self.start) / max(self.max_iters - self.start, 1), 1.0)
+        if self.kind == "exponential":
+            return self.final_factor ** frac
+        return max(0.0, 1.0 - frac)

@@ -148,7 +148,8 @@ class EditMethod(pl.LightningModule):
         return cols, ["input", "recon", *[f"flip {a}" for a in self.attrs]]
 
     @torch.no_grad()
-    def sample_grid(self, images: torch.Tensor, attrs: torch.Tensor) -> torch.Tensor:
+    def sample_grid(self, images: torch.Tensor, attrs: torch.Tensor,
+                    parts: torch.Tensor | None = None) -> torch.Tensor:
         """Rows = inputs; columns = input, reconstruction, one single-attribute flip per attribute.
 
         Returns (B * (2 + A)) x 3 x H x W in [-1, 1], row-major (for ``make_grid(nrow=2+A)``).
@@ -158,8 +159,8 @@ class EditMethod(pl.LightningModule):
         was_training = self.training
         self.eval()
         try:
-            cols = [images, self.edit(images, attrs, attrs).images]
-            cols += [self.edit(images, attrs, t, attr_index=k).images
+            cols = [images, self.edit(images, attrs, attrs, parts).images]
+            cols += [self.edit(images, attrs, t, parts, attr_index=k).images
                      for k, t in enumerate(single_flip_targets(attrs, self.attrs))]
         finally:
             self.train(was_training)

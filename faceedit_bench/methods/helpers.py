@@ -33,6 +33,17 @@ def parser_helper() -> Helper:
 def parse_probs(parser: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     """19-class probabilities (B x 19 x H x W) of ``images`` in [-1, 1], differentiable in the
     images: the parser's own input normalisation and size (``parsing.preprocess``), resized back."""
+    return parse_logits(parser, images).softmax(1)
+
+
+def parse_log_probs(parser: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """As :func:`parse_probs`, as log-probabilities (``log_softmax``: finite where a probability
+    underflows; for cross-entropies through the parser, SeCGAN eq. 11)."""
+    return parse_logits(parser, images).log_softmax(1)
+
+
+def parse_logits(parser: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
+    """The parser's main-head logits (float32) for ``images`` in [-1, 1], at their size."""
     from ..parsing.preprocess import normalize, resize
 
     h, w = images.shape[-2:]
@@ -44,4 +55,4 @@ def parse_probs(parser: torch.nn.Module, images: torch.Tensor) -> torch.Tensor:
     logits = logits[0] if isinstance(logits, (tuple, list)) else logits
     if logits.shape[-2:] != (h, w):
         logits = F.interpolate(logits.float(), size=(h, w), mode="bilinear", align_corners=False)
-    return logits.float().softmax(1)
+    return logits.float()

@@ -38,7 +38,7 @@ from .adversarial import AdversarialEditor
 from .targets import shuffled_targets, stargan_test_labels
 
 
-def _cls_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+def stargan_cls_loss(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """StarGAN ``classification_loss``: BCE-with-logits, sum / batch size."""
     return F.binary_cross_entropy_with_logits(logits.float(), target, reduction="sum") / logits.size(0)
 
@@ -118,7 +118,7 @@ class StarGAN(AdversarialEditor):
         fake = self._fake_for_d(batch, x, c_trg)
         (out_src, out_cls), (fake_src, _) = self.d_real_fake(x, fake)  # one forward (no-norm D)
         loss_real = -out_src.mean()
-        loss_cls = _cls_loss(out_cls, c_org)
+        loss_cls = stargan_cls_loss(out_cls, c_org)
         loss_fake = fake_src.mean()
         gp = self.gradient_penalty(x, fake, rng)
         w = self.loss_weights
@@ -137,7 +137,7 @@ class StarGAN(AdversarialEditor):
             fake = self.generate(x, c_trg.to(x.dtype))
         out_src, out_cls = self.dis_net(fake)
         adv = -out_src.mean()
-        cls = _cls_loss(out_cls, c_trg)
+        cls = stargan_cls_loss(out_cls, c_trg)
         rec = F.l1_loss(self.generate(fake, c_org.to(x.dtype)).float(), x.float())
         w = self.loss_weights
         loss = adv + w["lambda_rec"] * rec + w["lambda_cls"] * cls
@@ -148,3 +148,5 @@ class StarGAN(AdversarialEditor):
         g_cfg = (self.hparams.get("nets") or {}).get("G") or {}
         out["in_eval_running_stats"] = bool(g_cfg.get("eval_running_stats", False))
         return out
+
+
