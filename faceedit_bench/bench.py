@@ -130,7 +130,8 @@ def classifier_path(dm, opts: BenchOptions) -> Path:
 
     if opts.classifier_path:
         return Path(opts.classifier_path)
-    return default_classifier_path(dm.data_hash, dm.res, root=opts.data_dir / "classifiers")
+    return default_classifier_path(dm.data_hash, dm.res, root=opts.data_dir / "classifiers",
+                                   attrs=dm.attrs)
 
 
 def ensure_classifier(dm, cfg: DictConfig, opts: BenchOptions) -> Path:
@@ -525,6 +526,11 @@ def method_from_checkpoint(args) -> None:
     hp = blob.get("hyper_parameters", {})
     if args.res is None and "res" in hp:
         args.res = int(hp["res"])
+    attrs = list(hp.get("attrs") or [])
+    from .protocol import DEFAULT_ATTRS
+
+    if attrs and attrs != list(DEFAULT_ATTRS) and not any(o.lstrip("+").startswith("attrs=") for o in args.overrides):
+        args.overrides.append("+attrs=[" + ",".join(attrs) + "]")  # evaluate on what it was trained on
 
 
 def compose_for_cli(args) -> tuple[DictConfig | None, BenchOptions | None]:

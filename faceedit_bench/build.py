@@ -45,7 +45,16 @@ def require_train_settings(cfg: DictConfig) -> dict[str, Any]:
 
 
 def attrs_of(cfg: DictConfig) -> list[str]:
-    return list(plain(cfg.get("attrs")) or DEFAULT_ATTRS)
+    """The run's attributes: ``cfg.attrs``, else what the method's config asks for (a method's
+    ``run_attrs(model)`` hook, e.g. SaGAN's one attribute), else the default 13."""
+    given = plain(cfg.get("attrs"))
+    if given:
+        return list(given)
+    from .methods import get_method_class
+
+    hook = getattr(get_method_class(cfg.method.name), "run_attrs", None)
+    wanted = hook(dict(plain(cfg.method.get("model", {})) or {})) if hook is not None else None
+    return list(wanted or DEFAULT_ATTRS)
 
 
 def method_kwargs(cfg: DictConfig) -> dict[str, Any]:

@@ -87,8 +87,13 @@ def test_mask_to_face_metrics(dm, clf):
     method = ClassMeanPainter()
     rec = _run(method, dm, clf, parser=background_parser, inception=TinyInception())
     m, test = rec["metrics"], dm.splits["test"]
-    assert rec["track"] == "mask_to_face" and rec["per_attribute"] == {}
-    assert set(m) == {"psnr", "ssim", "fid", "fid_clf", "parsing_pixel_acc"}
+    # the toy data has counterfactuals: its Mouth_Slightly_Open mask edit (the flip's true label
+    # map) is scored too (metrics/tracks/mask_edits.py)
+    mask_edit = {"mask_edit_cf_l1", "mask_edit_cf_psnr", "mask_edit_cf_l1_in", "mask_edit_cf_l1_out",
+                 "mask_edit_tarr"}
+    assert rec["track"] == "mask_to_face" and set(rec["per_attribute"]) == mask_edit
+    assert all(set(v) == {"Mouth_Slightly_Open"} for v in rec["per_attribute"].values())
+    assert set(m) == {"psnr", "ssim", "fid", "fid_clf", "parsing_pixel_acc", *mask_edit, "mask_edit_parsing_acc"}
     assert set(m) <= {s.name for s in metric_specs("mask_to_face")}
     # reconstruction: the painting of each face from its own map and components
     rec_images = paint(test["parts"], test["image"], test["parts"])

@@ -24,9 +24,14 @@ from ..protocol import file_hash
 from ..io_utils import atomic_torch_save, load_tensor_file
 
 
-def default_classifier_path(data_hash: str, res: int, root: str | os.PathLike = "data/classifiers") -> Path:
-    """Where the classifier for a data store and resolution lives (docs/INTERFACES.md)."""
-    return Path(root) / f"{data_hash}_{int(res)}.pt"
+def default_classifier_path(data_hash: str, res: int, root: str | os.PathLike = "data/classifiers",
+                            attrs=None) -> Path:
+    """Where the classifier for a data store, resolution and attribute list lives
+    (``<data_hash>_<res>.pt`` for the default 13 attributes, ``..._<attrs hash>.pt`` otherwise)."""
+    from ..protocol import DEFAULT_ATTRS, stable_hash
+
+    tag = "" if attrs is None or tuple(attrs) == tuple(DEFAULT_ATTRS) else f"_{stable_hash(list(attrs), n=8)}"
+    return Path(root) / f"{data_hash}_{int(res)}{tag}.pt"
 
 
 class AttributeClassifier(nn.Module):

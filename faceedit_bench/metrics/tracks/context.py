@@ -121,7 +121,9 @@ class Component(torch.nn.Module):
         """Real-image statistics to cache (``stats_cache`` name -> moments); default none."""
         return {}
 
-    def per_attr(self, values: Sequence[float]) -> dict[str, float]:
+    def per_attr(self, values: Sequence[float] | float) -> dict[str, float]:
+        if isinstance(values, (int, float)):  # a one-attribute state comes back as a scalar
+            values = [values]
         return dict(zip(self.setup.attrs, values))
 
 

@@ -13,6 +13,9 @@ Per batch:
 - ``mask_edit``: one context per registered mask edit (:func:`register_mask_edit`), ``ctx.name``
   its name, ``target_parts`` the edited map. None is registered here: edited target masks are
   the Gu et al. issue's job (register the edit and a component listening to ``mask_edit``).
+  Edits that depend on the run (its attributes, whether the data has counterfactuals) come from
+  a *source* (:func:`register_mask_edit_source`: ``fn(setup) -> {name: edit}``), asked once per
+  run; ``mask_edits.py`` registers SynthFaces' counterfactual label maps as one.
 """
 from __future__ import annotations
 
@@ -32,9 +35,35 @@ def register_mask_edit(name: str, fn: Callable[[torch.Tensor, dict], torch.Tenso
     MASK_EDITS[name] = fn
 
 
+#: source name -> fn(setup: EvalSetup) -> {edit name: fn(parts, batch) -> parts}, asked per run
+MASK_EDIT_SOURCES: dict[str, Callable] = {}
+
+
+def register_mask_edit_source(name: str, fn: Callable) -> None:
+    """Add the edits ``fn(setup)`` returns (possibly none) to every mask_to_face run."""
+    MASK_EDIT_SOURCES[name] = fn
+
+
+def run_mask_edits(setup) -> dict[str, Callable[[torch.Tensor, dict], torch.Tensor]]:
+    """The mask edits of a run: :data:`MASK_EDITS` plus those of every source for ``setup``."""
+    from . import mask_edits  # noqa: F401  (registers the counterfactual source)
+
+    out = dict(MASK_EDITS)
+    for _, source in sorted(MASK_EDIT_SOURCES.items()):
+        out.update(source(setup))
+    return out
+
+
 @register_track
 class MaskToFace(Track):
     name = "mask_to_face"
+
+    @property
+    def mask_edits(self) -> dict:
+        """This run's mask edits (:func:`run_mask_edits`), fixed at first use."""
+        if getattr(self, "_mask_edits", None) is None:
+            self._mask_edits = run_mask_edits(self.setup)
+        return self._mask_edits
 
     def contexts(self, batch: dict, features_fn) -> Iterator[EditContext]:
         x, parts, pos = batch["image"], batch["parts"], batch["_pos"].long()
@@ -48,7 +77,7 @@ class MaskToFace(Track):
         y = self.calls.synthesize(parts, x, parts, component_images=donor["image"],
                                   component_parts=donor["parts"])
         yield EditContext("transfer", target_parts=parts, edited=clamp_result(y), **common)
-        for name, fn in sorted(MASK_EDITS.items()):
+        for name, fn in sorted(self.mask_edits.items()):
             target = fn(parts, batch)
             z = self.calls.synthesize(target, x, parts)
             yield EditContext("mask_edit", name=name, target_parts=target, edited=clamp_result(z), **common)
@@ -64,4 +93,5 @@ class MaskToFace(Track):
             "parsing_protocol": ("pixel accuracy of argmax parser(reconstruction) against the target "
                                  "label map, mean over images" if s.parser is not None else None),
             "mask_edits": sorted(MASK_EDITS),
+            "source_mask_edits": sorted(set(self.mask_edits) - set(MASK_EDITS)),
         }
