@@ -42,12 +42,15 @@ def _records(path: Path) -> list[dict]:
 
 
 def _bench_methods() -> list[str]:
-    """Label-conditioned methods that run at 32 px (this file's CelebA fixture size)."""
-    from faceedit_bench.config import method_resolutions
+    """Label-conditioned methods that run at 32 px (this file's CelebA fixture size) without a
+    face parser file (on real data the suite makes none: tests/test_contract.py covers SynthFaces)."""
+    from faceedit_bench.build import build_method
+    from faceedit_bench.config import compose_config, method_resolutions
     from faceedit_bench.methods import get_method_class
 
     return [m for m in available() if 32 in method_resolutions(m)
-            and "attribute_flip" in get_method_class(m).tracks]
+            and "attribute_flip" in get_method_class(m).tracks
+            and "parser" not in build_method(compose_config(m, 32)).frozen_helpers()]
 
 
 @pytest.mark.parametrize("method", _bench_methods())
