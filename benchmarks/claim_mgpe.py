@@ -29,14 +29,10 @@ Writes ``<out>/claim_mgpe.jsonl`` (one line per arm and one summary line) and
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
-import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _claims import add_run_arguments, append_jsonl, bench_options, start, write_report
 
 ARMS = (("mgpe", None), ("mgpe", "no_parsing"), ("attgan", None), ("stgan", None))
 
@@ -46,7 +42,7 @@ def arm_label(method: str, variant: str | None) -> str:
 
 
 def run_arm(method: str, variant: str | None, args, out: Path, parser: str | None) -> dict:
-    from faceedit_bench.bench import BenchOptions, run_bench
+    from faceedit_bench.bench import run_bench
     from faceedit_bench.config import compose_config
 
     profile = "smoke" if args.smoke else "quick"
@@ -59,9 +55,7 @@ def run_arm(method: str, variant: str | None, args, out: Path, parser: str | Non
     if method == "mgpe" and variant == "no_parsing" and parser:
         ov.append(f"+method.model.helpers.parser={parser}")  # the same parser scores both arms
     cfg = compose_config(method, args.res, profile=profile, variant=variant, overrides=ov)
-    opts = BenchOptions(data_dir=Path(args.data_dir), results_dir=out / "results",
-                        leaderboards_dir=out / "lb", progress=False, render=False,
-                        wandb_mode="disabled", grid_rows=2)
+    opts = bench_options(args, leaderboards_dir=out / "lb", wandb_mode="disabled", grid_rows=2)
     outcome = run_bench(cfg, opts)
     rec = outcome.record
     rec["_parser"] = str(outcome.files.get("face parser") or parser or "")
@@ -112,18 +106,10 @@ def summarise(recs: dict[str, dict]) -> tuple[dict, list[str]]:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--cpu-minutes", type=float, default=15.0, help="training CPU minutes per arm")
-    p.add_argument("--res", type=int, default=64)
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default="runs/claim_mgpe")
-    p.add_argument("--data-dir", default="data")
+    add_run_arguments(p, "claim_mgpe", "training CPU minutes per arm", profile=False)
     p.add_argument("--smoke", action="store_true", help="smoke profile: proves the script runs")
     args = p.parse_args()
-
-    import torch
-
-    torch.set_num_threads(args.threads)
-    os.environ.setdefault("WANDB_MODE", "disabled")
+    start(args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     recs: dict[str, dict] = {}
@@ -134,13 +120,10 @@ def main() -> int:
         rec.pop("_parser", None)
         recs[arm_label(method, variant)] = rec
     summary, lines = summarise(recs)
-    with open(out / "claim_mgpe.jsonl", "a") as f:
-        for k, r in recs.items():
-            f.write(json.dumps({"arm": k, "metrics": r["metrics"], "per_attribute": r["per_attribute"],
-                                "track": r["track"], "profile": r.get("profile")}) + "\n")
-        f.write(json.dumps(summary) + "\n")
-    (out / "claim_mgpe.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    append_jsonl(out / "claim_mgpe.jsonl", [
+        *({"arm": k, "metrics": r["metrics"], "per_attribute": r["per_attribute"], "track": r["track"],
+           "profile": r.get("profile")} for k, r in recs.items()), summary])
+    write_report(out / "claim_mgpe.md", "\n".join(lines) + "\n")
     c1, c3 = summary["claim_parsing_loss_helps"], summary["claim_mask_edits_lowest_cf_error"]
     print(f"\n[claim] Table 2 (parsing loss raises parsing accuracy): "
           f"{'HOLDS' if c1 else 'unknown (no parser accuracy)' if c1 is None else 'FAILS'} "

@@ -23,14 +23,12 @@ and on the mean over attributes). At smoke size the numbers mean nothing; it sho
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _claims import (add_report_arguments, add_run_arguments, append_jsonl, cell, common_overrides,
+                     now, start, write_report)
 
 PAPER_ATTRS = "Eyeglasses,Mouth_Slightly_Open,No_Beard,Smiling"
 KEYS = ("loc_energy_diff", "loc_iou_diff", "loc_energy_attn", "loc_iou_attn", "cf_l1", "mre")
@@ -40,9 +38,8 @@ def _cfg(method: str, args, attrs: list[str], minutes: float, run: str, extra=()
     from faceedit_bench.config import compose_config
 
     return compose_config(method, args.res, profile=args.profile, overrides=[
-        f"+attrs=[{','.join(attrs)}]", f"profile.max_cpu_minutes={minutes}", "data.num_workers=0",
-        "profile.progress_bar=false", f"out_dir={args.out}", f"data_dir={args.data_dir}",
-        f"+run_name={run}", *extra, *args.overrides])
+        f"+attrs=[{','.join(attrs)}]", f"profile.max_cpu_minutes={minutes}",
+        *common_overrides(args, f"+run_name={run}", *extra)])
 
 
 def _train(cfg) -> Path:
@@ -63,25 +60,15 @@ def _evaluate(method, args, attrs: list[str]) -> dict:
 
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--res", type=int, default=64)
-    p.add_argument("--profile", default="quick")
+    add_run_arguments(p, "claim_sagan", "per comparator")
     p.add_argument("--attrs", default=PAPER_ATTRS)
     p.add_argument("--compare", default="attgan,stgan")
-    p.add_argument("--cpu-minutes", type=float, default=15.0, help="per comparator")
     p.add_argument("--member-minutes", type=float, default=None,
                    help="per SaGAN model (default: --cpu-minutes / number of attributes)")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--out", default="runs/claim_sagan")
-    p.add_argument("--data-dir", default="data")
-    p.add_argument("--jsonl", default=str(ROOT / "benchmarks" / "claim_sagan.jsonl"))
-    p.add_argument("--md", default=str(ROOT / "benchmarks" / "claim_sagan.md"))
-    p.add_argument("overrides", nargs="*", help="key=value for every arm")
+    add_report_arguments(p, "claim_sagan")
     args = p.parse_args()
+    start(args)
 
-    import torch
-
-    torch.set_num_threads(args.threads)
-    os.environ.setdefault("WANDB_MODE", "disabled")
     from faceedit_bench.methods.sagan import SaGANSet
     from faceedit_bench.train import load_method
 
@@ -99,7 +86,7 @@ def main() -> int:
     for m in compare:
         arms[m] = load_method(_train(_cfg(m, args, attrs, args.cpu_minutes, f"claim_{m}_{tag}")))
 
-    rows, when = [], time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    rows, when = [], now()
     for arm, method in arms.items():
         rec = _evaluate(method, args, attrs)
         per = rec["per_attribute"]
@@ -108,10 +95,7 @@ def main() -> int:
                          **{k: per.get(k, {}).get(a) for k in KEYS},
                          "cpu_minutes": member_min if arm == "sagan" else args.cpu_minutes,
                          "overrides": args.overrides, "when": when})
-    Path(args.jsonl).parent.mkdir(parents=True, exist_ok=True)
-    with open(args.jsonl, "a") as f:
-        for r in rows:
-            f.write(json.dumps(r) + "\n")
+    append_jsonl(args.jsonl, rows)
 
     def val(arm, a, key="loc_energy_diff"):
         return next((r[key] for r in rows if r["arm"] == arm and r["attribute"] == a), None)
@@ -121,7 +105,7 @@ def main() -> int:
         return sum(v) / len(v) if v else None
 
     def fmt(v):
-        return "—" if v is None else f"{v:.3f}"
+        return cell(v, ".3f")
 
     names = list(arms)
     lines = [f"# SaGAN claim: energy share inside the true changed region ({args.res} px, "
@@ -144,8 +128,7 @@ def main() -> int:
                + ", ".join(f"{m} {fmt(means[m])}" for m in compare)
                + f"); SaGAN highest on {wins} of {len(attrs)} attributes")
     lines += ["", verdict, "", f"wall {time.time() - t0:.0f} s; rows appended to {args.jsonl}"]
-    Path(args.md).write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_report(args.md, "\n".join(lines) + "\n")
     return 0
 
 

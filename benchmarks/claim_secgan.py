@@ -22,14 +22,15 @@ runs; its numbers mean nothing.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
-import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from _claims import (add_equal_iteration_arguments, add_report_arguments, add_run_arguments,
+                     append_jsonl, bench_options, budget, cell, common_overrides, provenance,
+                     run_arm, run_tag, start, write_report)
+
+METRICS = ("tarr", "cf_l1", "psnr")
 
 
 def parser_path(args) -> str:
@@ -51,26 +52,10 @@ def parser_path(args) -> str:
     return str(save_bisenet(BiSeNet(19, base=8, input_size=None), out))
 
 
-def train_and_evaluate(args, variant: str, overrides: list[str], opts) -> dict:
-    from faceedit_bench.bench import (ensure_classifier, ensure_data, evaluate_method,
-                                      make_datamodule, obtain_method)
-    from faceedit_bench.build import train_settings
-    from faceedit_bench.config import compose_config
-
-    cfg = compose_config("secgan", args.res, data="synth", profile=args.profile,
-                         variant=variant, overrides=overrides)
-    dm = make_datamodule(cfg, opts, batch_size=int(train_settings(cfg)["batch_size"]))
-    ensure_data(dm)
-    clf = ensure_classifier(dm, cfg, opts)
-    c0 = time.process_time()
-    method, ckpt = obtain_method(cfg, dm, opts, logger=None)
-    train_cpu = time.process_time() - c0
-    rec = evaluate_method(method, dm, clf, cfg, opts)
-    m = rec["metrics"]
-    return {"variant": variant, "iterations": int(method.iteration), "tarr": m.get("tarr"),
-            "cf_l1": m.get("cf_l1"), "psnr": m.get("psnr"), "train_cpu_s_this_call": round(train_cpu, 1),
-            "checkpoint": str(ckpt), "n_test": rec["n_images"], "res": args.res,
-            "profile": args.profile, "seed": int(cfg.get("seed", 0))}
+def run_secgan(args, variant: str, overrides: list[str], opts) -> dict:
+    """Train (or resume) one ``secgan`` variant and evaluate it on the test split."""
+    row, _ = run_arm("secgan", args, variant, overrides, opts, METRICS)
+    return {"variant": variant, **row}
 
 
 def verdict(sec: dict, base: dict) -> dict:
@@ -84,15 +69,11 @@ def verdict(sec: dict, base: dict) -> dict:
 
 
 def markdown(rows: list[dict], verdicts: dict[str, dict]) -> str:
-    def f(v, pct=False):
-        return "—" if v is None else (f"{100 * v:.1f}" if pct else f"{v:.4f}")
-
     lines = ["| backbone | arm | iterations | TARR (%) | cf_l1 | PSNR (dB) |", "|---|---|---|---|---|---|"]
     for r in rows:
         b, arm = r["variant"].split("_")
-        psnr = "—" if r["psnr"] is None else f"{r['psnr']:.2f}"
-        lines.append(f"| {b} | {arm} | {r['iterations']} | {f(r['tarr'], True)} | {f(r['cf_l1'])} | "
-                     f"{psnr} |")
+        lines.append(f"| {b} | {arm} | {r['iterations']} | {cell(r['tarr'], '.1f', 100)} | "
+                     f"{cell(r['cf_l1'])} | {cell(r['psnr'], '.2f')} |")
     lines.append("")
     for b, v in verdicts.items():
         lines.append(f"- {b}: SeCGAN TARR > Baseline: **{v['tarr_higher']}**; "
@@ -103,61 +84,34 @@ def markdown(rows: list[dict], verdicts: dict[str, dict]) -> str:
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--backbones", default="stargan,attgan")
-    p.add_argument("--res", type=int, default=64)
-    p.add_argument("--profile", default="quick")
-    p.add_argument("--cpu-minutes", type=float, default=15.0, help="SeCGAN arm's training CPU budget")
-    p.add_argument("--max-iters", type=int, default=None,
-                   help="cap on SeCGAN's iterations (default: the profile's)")
+    add_run_arguments(p, "claim_secgan", "SeCGAN arm's training CPU budget")
+    add_equal_iteration_arguments(p, "SeCGAN")
     p.add_argument("--lambda-sc", type=float, default=0.01)
     p.add_argument("--parser", default=None)
-    p.add_argument("--out", default="runs/claim_secgan")
-    p.add_argument("--data-dir", default="data")
-    p.add_argument("--threads", type=int, default=1)
-    p.add_argument("--tag", default="")
-    p.add_argument("--jsonl", default=str(ROOT / "benchmarks" / "claim_secgan.jsonl"))
-    p.add_argument("--md", default=str(ROOT / "benchmarks" / "claim_secgan.md"))
-    p.add_argument("overrides", nargs="*")
+    add_report_arguments(p, "claim_secgan")
     args = p.parse_args()
+    start(args)
 
-    import torch
-
-    torch.set_num_threads(args.threads)
-    os.environ.setdefault("WANDB_MODE", "disabled")
-    from faceedit_bench.bench import BenchOptions
-
-    opts = BenchOptions(data_dir=Path(args.data_dir), results_dir=Path(args.out) / "results",
-                        leaderboards_dir=Path(args.out) / "leaderboards", progress=False, render=False)
-    parser = parser_path(args)
-    common = ["data.num_workers=0", "profile.progress_bar=false", f"out_dir={args.out}",
-              f"data_dir={args.data_dir}", f"method.model.helpers.parser={parser}", *args.overrides]
+    opts, tag = bench_options(args), run_tag(args)
+    common = common_overrides(args, f"method.model.helpers.parser={parser_path(args)}")
     rows, verdicts = [], {}
     for b in [s.strip() for s in args.backbones.split(",") if s.strip()]:
-        tag = f"{args.res}_{args.profile}{('_' + args.tag) if args.tag else ''}"
         sec_ov = [*common, "method.model.seg_input=parser", f"method.model.lambda_sc={args.lambda_sc}",
-                  f"profile.max_cpu_minutes={args.cpu_minutes}", f"++run_name=claim_{b}_secgan_{tag}"]
-        if args.max_iters:
-            sec_ov.append(f"profile.max_iters={args.max_iters}")
-        sec = train_and_evaluate(args, f"{b}_secgan", sec_ov, opts)
-        base_ov = [*common, f"profile.max_iters={sec['iterations']}", "profile.max_cpu_minutes=null",
+                  *budget(args), f"++run_name=claim_{b}_secgan_{tag}"]
+        sec = run_secgan(args, f"{b}_secgan", sec_ov, opts)
+        base_ov = [*common, *budget(args, sec["iterations"]),
                    f"++run_name=claim_{b}_baseline_{tag}_it{sec['iterations']}"]
-        base = train_and_evaluate(args, f"{b}_baseline", base_ov, opts)
-        verdicts[b] = verdict(sec, base)
-        when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
-        for r in (sec, base):
-            r.update({"backbone": b, "tag": args.tag, "lambda_sc": args.lambda_sc,
-                      "cpu_minutes": args.cpu_minutes, "when": when, "verdict": verdicts[b],
-                      "command": " ".join(["benchmarks/claim_secgan.py", *sys.argv[1:]])})
-            rows.append(r)
-            with open(args.jsonl, "a") as f:
-                f.write(json.dumps(r) + "\n")
-        v = verdicts[b]
+        base = run_secgan(args, f"{b}_baseline", base_ov, opts)
+        v = verdicts[b] = verdict(sec, base)
+        stamp = {"backbone": b, "lambda_sc": args.lambda_sc, **provenance(args, "claim_secgan", v)}
+        rows += [{**r, **stamp} for r in (sec, base)]
+        append_jsonl(args.jsonl, rows[-2:])
         print(f"[claim] {b}: SeCGAN TARR {sec['tarr']} vs Baseline {base['tarr']} at "
               f"{sec['iterations']} iterations -> claim {'HELD' if v['tarr_higher'] else 'NOT held'}; "
               f"cf_l1 {sec['cf_l1']} vs {base['cf_l1']} -> SeCGAN "
               f"{'lower' if v['cf_l1_lower'] else 'not lower'}", flush=True)
-    Path(args.md).write_text(f"# SeCGAN vs Baseline at equal iterations ({args.profile}, {args.res} px, "
-                             f"tag {args.tag or '-'})\n\n" + markdown(rows, verdicts))
-    print(markdown(rows, verdicts))
+    write_report(args.md, f"# SeCGAN vs Baseline at equal iterations ({args.profile}, {args.res} px, "
+                          f"tag {args.tag or '-'})\n\n" + markdown(rows, verdicts))
     return 0
 
 
