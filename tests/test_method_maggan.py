@@ -240,8 +240,13 @@ def test_table2_user_study_matches_the_paper_text():
     import csv
     from pathlib import Path
 
+    import os
+
     root = Path(__file__).resolve().parents[1]
-    text = (root.parent / "shared" / "papers" / "maggan.txt").read_text(encoding="utf-8")
+    paper = Path(os.environ.get("FACEEDIT_PAPERS", root.parent / "shared" / "papers")) / "maggan.txt"
+    if not paper.is_file():
+        pytest.skip(f"paper text {paper} not present (set FACEEDIT_PAPERS)")
+    text = paper.read_text(encoding="utf-8")
     block = text[text.index("Table 2: Results of user study"):][:400]
     with open(root / "leaderboards" / "papers" / "maggan_table2.csv", newline="") as f:
         rows = list(csv.DictReader(f))
