@@ -277,7 +277,8 @@ def main() -> int:
 
     from faceedit_bench.config import compose_config
     from faceedit_bench.methods import build_method
-    from faceedit_bench.metrics.classifier import default_classifier_path, train_classifier
+    from faceedit_bench.bench import BenchOptions, ensure_classifier
+    from faceedit_bench.build import data_dir
     from faceedit_bench.train import build_datamodule, fit, load_method, run_dir, train_settings
 
     base = ["data.num_workers=0", "profile.progress_bar=false", f"out_dir={args.out}",
@@ -287,11 +288,8 @@ def main() -> int:
     dm = build_datamodule(cfg, batch)
     dm.prepare_data()
     dm.setup("fit")
-    clf = default_classifier_path(dm.data_hash, dm.res, root="data/classifiers")
-    if not clf.is_file():
-        clf.parent.mkdir(parents=True, exist_ok=True)
-        train_classifier(dm, clf, epochs=4, progress=False,
-                         trainer_kwargs={"accelerator": "cpu", "devices": 1})
+    clf = ensure_classifier(dm, cfg, BenchOptions(data_dir=data_dir(cfg), classifier_epochs=4,
+                                                  progress=False))
     meta = {"method": args.method, "tag": args.tag, "profile": args.profile,
             "overrides": args.overrides, "threads": torch.get_num_threads(),
             "command": " ".join(["benchmarks/time_to_quality.py", *sys.argv[1:]])}
