@@ -399,7 +399,8 @@ class AdversarialEditor(EditMethod):
         from .targets import encoding_protocol
 
         out = super().method_protocol()
-        out.update(encoding_protocol(self.encoding, getattr(self, "thres_int", 0.5), self.test_intensity))
+        out.update(encoding_protocol(self.encoding, getattr(self, "thres_int", 0.5), self.test_intensity,
+                                       getattr(self, "target_sampling", "shuffle")))
         out.update({"n_critic": self.n_critic, "ema": bool(self.ema_names), "iteration": self.iteration,
                     "phases": [{"name": p.name, "updates": list(p.updates), "repeats": p.repeats,
                                 "every": p.every} for p in self._phases]})

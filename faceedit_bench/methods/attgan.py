@@ -4,7 +4,7 @@ Losses (implementations.md §1.2; AttGAN-PyTorch ``attgan.py``, TF v1 ``train.py
 D: ``-(E[D(x_a)] - E[D(x̂_b)]) + λ_gp GP + λ_3 BCE(D_c(x_a), a)``;
 G: ``-E[D(x̂_b)] + λ_2 BCE(D_c(x̂_b), b) + λ_1 L1(x̂_a, x_a)``, with λ_1 = 100 (rec), λ_2 = 10,
 λ_3 = 1, λ_gp = 10; BCE and L1 are means over all elements (TF ``sigmoid_cross_entropy``).
-Targets ``b`` are the batch's labels shuffled; G sees ``(2b-1) * thres_int`` (thres_int 0.5).
+Targets ``b`` are the batch's labels shuffled (``target_sampling: flip_one``: one flip per sample, a CPU-recipe option); G sees ``(2b-1) * thres_int`` (thres_int 0.5).
 Adam(2e-4, β 0.5/0.999), 5 D steps per G step, each on a new batch; lr/10 after half of
 training (200 epochs, ``10**-(epoch//100)``).
 
@@ -25,7 +25,7 @@ import torch.nn.functional as F
 
 from . import register
 from .adversarial import AdversarialEditor
-from .targets import attgan_code, attgan_test_code, shuffled_targets
+from .targets import SAMPLINGS, attgan_code, attgan_test_code, sample_targets
 
 
 @register("attgan")
@@ -35,9 +35,16 @@ class AttGAN(AdversarialEditor):
     encoding = "attgan"
     paper_test_intensity = 1.0
 
-    def __init__(self, *args, thres_int: float = 0.5, **kwargs) -> None:
+    def __init__(self, *args, thres_int: float = 0.5, target_sampling: str = "shuffle", **kwargs) -> None:
+        if target_sampling not in SAMPLINGS:
+            raise ValueError(f"target_sampling must be one of {SAMPLINGS}, got {target_sampling!r}")
         self.thres_int = float(thres_int)
+        self.target_sampling = target_sampling
         super().__init__(*args, **kwargs)
+
+    def targets(self, a: torch.Tensor, rng) -> torch.Tensor:
+        """Training targets: the batch shuffled (paper) or one flip per sample (``flip_one``)."""
+        return sample_targets(a, self.attrs, self.target_sampling, rng)
 
     def default_loss_weights(self) -> dict[str, float]:
         return {"lambda_rec": 100.0, "lambda_g_cls": 10.0, "lambda_d_cls": 1.0}
@@ -65,7 +72,7 @@ class AttGAN(AdversarialEditor):
     # losses ---------------------------------------------------------------------------
     def d_loss(self, batch, rng):
         x, a = self.prep(batch["image"]), batch["attrs"].float()
-        b = shuffled_targets(a, rng)
+        b = self.targets(a, rng)
         code_b, _ = self.train_codes(a, b)
         with torch.no_grad():  # the official code records this graph, then detaches it
             fake = self.generate(x, code_b.to(x.dtype))
@@ -79,7 +86,7 @@ class AttGAN(AdversarialEditor):
 
     def g_loss(self, batch, rng):
         x, a = self.prep(batch["image"]), batch["attrs"].float()
-        b = shuffled_targets(a, rng)
+        b = self.targets(a, rng)
         code_b, code_a = self.train_codes(a, b)
         fake, rec = self.fake_and_rec(x, code_b.to(x.dtype), code_a.to(x.dtype))
         fake_adv, fake_cls = self.dis_net(fake)

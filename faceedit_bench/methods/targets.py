@@ -22,12 +22,42 @@ from __future__ import annotations
 import torch
 
 ENCODINGS = ("attgan", "stgan", "stargan")
+#: training target sampling: the official codes' batch shuffle, or one attribute flipped per
+#: sample (the evaluation protocol's single flips, conflict rules applied; a CPU-recipe option)
+SAMPLINGS = ("shuffle", "flip_one")
 
 
 def shuffled_targets(attrs: torch.Tensor, generator: torch.Generator | None = None) -> torch.Tensor:
     """Targets = the batch's labels permuted across the batch (all three official codes)."""
     perm = torch.randperm(attrs.shape[0], generator=generator).to(attrs.device)
     return attrs[perm]
+
+
+def flip_one_targets(attrs: torch.Tensor, names, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Each sample's labels with one uniformly drawn attribute inverted, then the test-time
+    conflict rules (:func:`..protocol.check_attribute_conflict`): the training pairs have the
+    distribution of the evaluation's single flips."""
+    from ..protocol import check_attribute_conflict
+
+    pick = torch.randint(len(names), (attrs.shape[0],), generator=generator).to(attrs.device)
+    out = attrs.clone()
+    rows = torch.arange(attrs.shape[0], device=attrs.device)
+    out[rows, pick] = 1 - out[rows, pick]
+    for j, name in enumerate(names):
+        sel = pick == j
+        if bool(sel.any()):
+            out[sel] = check_attribute_conflict(out[sel], name, names)
+    return out
+
+
+def sample_targets(attrs: torch.Tensor, names, sampling: str = "shuffle",
+                   generator: torch.Generator | None = None) -> torch.Tensor:
+    """Training targets under ``sampling`` (:data:`SAMPLINGS`)."""
+    if sampling == "shuffle":
+        return shuffled_targets(attrs, generator)
+    if sampling == "flip_one":
+        return flip_one_targets(attrs, names, generator)
+    raise ValueError(f"target_sampling must be one of {SAMPLINGS}, got {sampling!r}")
 
 
 def attgan_code(attrs: torch.Tensor, thres_int: float = 0.5) -> torch.Tensor:
@@ -71,7 +101,8 @@ def stargan_test_labels(src: torch.Tensor, tgt: torch.Tensor, intensity: float) 
     return src + intensity * (tgt - src)
 
 
-def encoding_protocol(encoding: str, thres_int: float, test_intensity: float) -> dict:
+def encoding_protocol(encoding: str, thres_int: float, test_intensity: float,
+                      sampling: str = "shuffle") -> dict:
     """Protocol fields describing an encoding (written into every result record)."""
     if encoding not in ENCODINGS:
         raise ValueError(f"unknown attribute encoding {encoding!r}; expected one of {ENCODINGS}")
@@ -84,7 +115,7 @@ def encoding_protocol(encoding: str, thres_int: float, test_intensity: float) ->
         "attr_encoding": encoding,
         "attr_encoding_train": train,
         "thres_int": thres_int if encoding != "stargan" else None,
-        "target_sampling": "shuffle_batch",
+        "target_sampling": {"shuffle": "shuffle_batch"}.get(sampling, sampling),
         "test_intensity": float(test_intensity),
         "scale_changed_only": True,
     }
