@@ -74,6 +74,7 @@ class BenchOptions:
     prepare_only: bool = False
     force: bool = False                      # re-evaluate (and replace) an already recorded evaluation
     grid_rows: int = 4
+    compare: bool = False                    # also evaluate identity + the zoo model (quickstart.py)
 
 
 @dataclass
@@ -82,6 +83,8 @@ class BenchOutcome:
     reused: bool = False
     files: dict[str, Path] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
+    #: ``(label, record, grid, training)`` rows of the verdict (quickstart.py), this run first
+    verdict: list = field(default_factory=list)
 
 
 def is_rank_zero() -> bool:
@@ -449,10 +452,13 @@ def run_bench(cfg: DictConfig, opts: BenchOptions) -> BenchOutcome:
                   f"(same checkpoint, data, classifier and protocol); pass --force to re-evaluate",
                   flush=True)
         out.record, out.reused = done[1], True
+        out.verdict = verdict_rows(cfg, opts, done[1], None, ckpt)
         return out
     rec = evaluate_method(method, dm, clf, cfg, opts)
     rec["run"] = {**rec.get("run", {}), "eval_key": key,
-                  **({"checkpoint": str(ckpt)} if ckpt is not None else {})}
+                  **({"checkpoint": str(ckpt)} if ckpt is not None else {}), **zoo_fields(ckpt)}
+    if rec["run"].get("zoo_profile"):
+        rec["profile"] = rec["run"].pop("zoo_profile")
     lap("evaluate", f"{rec['n_images']} test images")
     out.record = rec
     if is_rank_zero():
@@ -474,7 +480,38 @@ def run_bench(cfg: DictConfig, opts: BenchOptions) -> BenchOutcome:
             if run_folder is not None:
                 out.files["W&B run"] = run_folder
         lap("record+tables")
+        out.verdict = verdict_rows(cfg, opts, rec, grid, ckpt)
+        if out.verdict:
+            lap("references", f"{len(out.verdict) - 1} reference model(s) on the same protocol")
     return out
+
+
+def verdict_rows(cfg: DictConfig, opts: BenchOptions, rec: dict, grid: Path | None, ckpt) -> list:
+    """This run beside the identity baseline and its zoo model (``opts.compare``, SynthFaces,
+    one process): the rows of :func:`.quickstart.print_verdict`."""
+    if not (opts.compare and rec["dataset"] == "synth" and world_size(cfg) == 1 and is_rank_zero()):
+        return []
+    from .quickstart import reference_records, training_line
+
+    rows = [("this run", rec, grid, training_line(ckpt))]
+    return rows + [(label, r, g, training_line(Path(label)) if label.startswith("zoo:") else None)
+                   for label, r, g in reference_records(cfg, opts)]
+
+
+def world_size(cfg: DictConfig) -> int:
+    t = cfg.trainer
+    return int(t.get("devices", 1)) * int(t.get("num_nodes", 1))
+
+
+def zoo_fields(ckpt) -> dict:
+    """``{"zoo": name, "zoo_profile": profile}`` when ``ckpt`` is ``zoo:<name>`` (the record's
+    row is marked as the zoo's, under the profile it was trained with)."""
+    from . import zoo
+
+    if not zoo.is_zoo_ref(ckpt):
+        return {}
+    name = str(ckpt)[len(zoo.PREFIX):]
+    return {"zoo": name, "zoo_profile": zoo.entry(name).get("profile")}
 
 
 def main(cfg: DictConfig, opts: BenchOptions) -> int:
@@ -497,6 +534,10 @@ def main(cfg: DictConfig, opts: BenchOptions) -> int:
         return 0
     if is_rank_zero():
         print_summary(outcome.record, outcome.files, outcome.seconds)
+        if outcome.verdict:
+            from .quickstart import print_verdict
+
+            print_verdict(outcome.verdict)
     return 0
 
 
@@ -559,4 +600,4 @@ def options_from_args(args) -> BenchOptions:
         inception_weights=args.inception_weights or env.get("FACEEDIT_INCEPTION_WEIGHTS"),
         swav_weights=args.swav_weights or env.get("FACEEDIT_SWAV_WEIGHTS"),
         progress=not args.no_progress, prepare_only=getattr(args, "prepare_only", False),
-        force=bool(getattr(args, "force", False)))
+        force=bool(getattr(args, "force", False)), compare=not getattr(args, "no_compare", True))

@@ -69,3 +69,34 @@ def test_unknown_entry_lists_the_zoo(tmp_path, monkeypatch):
     monkeypatch.setenv("FACEEDIT_ZOO", str(tmp_path))
     with pytest.raises(ZooError, match="no zoo entry 'nope'.*entries: none"):
         resolve("zoo:nope")
+
+
+def test_bench_verdict_beside_identity_and_the_zoo_model(trained, tmp_path, monkeypatch, capsys):
+    """``bench`` on SynthFaces also evaluates identity and ``zoo:<method>_synth_<res>`` on the
+    same protocol, prints the per-attribute verdict with each model's training, marks the zoo
+    record, and a rerun evaluates nothing again."""
+    root, args, ckpt = trained
+    monkeypatch.setenv("FACEEDIT_ZOO", str(tmp_path / "zoo"))
+    common = ["--data-dir", str(root / "data"), "--results", str(tmp_path / "res"), "--out", str(tmp_path / "lb")]
+    assert main(["zoo", "add", "--ckpt", str(ckpt), "--name", "stgan_synth_32", *common,
+                 "--command", "faceedit-bench fit --method stgan --res 32 --profile smoke"]) == 0
+    capsys.readouterr()
+    bench = ["bench", "--method", "stgan", "--res", "32", "--profile", "smoke", "--no-progress", *common,
+             f"out_dir={root / 'runs'}", f"data_dir={root / 'data'}", "data.num_workers=0"]
+    assert main(bench) == 0
+    out = capsys.readouterr().out
+    assert "does it edit?" in out and "identity (no edit)" in out
+    assert "zoo:stgan_synth_32: edits toward the truth on" in out
+    assert "trained 2 iterations" in out and "by `faceedit-bench fit --method stgan" in out
+    recs = [json.loads(line) for line in (tmp_path / "res" / "results.jsonl").read_text().splitlines()]
+    assert sorted(r["method"] for r in recs) == ["identity", "stgan", "stgan"]
+    zoo_rec = next(r for r in recs if (r.get("run") or {}).get("zoo"))
+    assert zoo_rec["run"]["zoo"] == "stgan_synth_32" and zoo_rec["profile"] == "smoke"
+    # identity's cf_l1_in is the baseline itself: the verdict compares with exactly it
+    from faceedit_bench.quickstart import edits_better
+
+    ident = next(r for r in recs if r["method"] == "identity")
+    assert edits_better(ident, ident)[0] == []
+    assert main(bench) == 0  # nothing evaluated again
+    assert len((tmp_path / "res" / "results.jsonl").read_text().splitlines()) == 3
+    assert "does it edit?" in capsys.readouterr().out

@@ -48,4 +48,7 @@ def register(subparsers) -> None:
     default = QUICKSTART_METHOD if QUICKSTART_METHOD in declared_names() else "identity"
     add_bench_arguments(p, default)
     p.add_argument("--prepare-only", action="store_true", help="only build the data store and the classifier")
+    p.add_argument("--no-compare", action="store_true",
+                   help="on SynthFaces, skip evaluating the identity baseline and the method's zoo model "
+                        "beside the run (the verdict table: does it edit toward the true counterfactual?)")
     p.set_defaults(func=run, profile=QUICKSTART_PROFILE)
