@@ -152,6 +152,7 @@ def run_official(method, dm, inc, swav, clf_path, work: Path):
 
     from faceedit_bench.metrics.classifier import load_classifier
     from faceedit_bench.metrics.extractors import load_swav_resnet50
+    from faceedit_bench.methods.contract import as_edit_result
     from faceedit_bench.protocol import single_flip_targets
 
     times = {}
@@ -162,6 +163,7 @@ def run_official(method, dm, inc, swav, clf_path, work: Path):
         p.mkdir(parents=True)
 
     def save(x, folder, names):
+        x = as_edit_result(x).images
         u8 = ((x + 1) / 2 * 255 + 0.5).clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1).numpy()
         for img, n in zip(u8, names):
             Image.fromarray(img).save(folder / f"{n:06d}.png")

@@ -125,11 +125,13 @@ def rec_l1(method, dm) -> float:
     """Mean |x - edit(x, a, a)| on [0, 1] over the test split (the counterfactual L1's units)."""
     import torch
 
+    from faceedit_bench.methods.contract import as_edit_result
+
     total, n = 0.0, 0
     with torch.no_grad():
         for batch in dm.test_dataloader():
             x, a = batch["image"], batch["attrs"].float()
-            y = method.edit(x, a, a, batch["parts"]).clamp(-1, 1)
+            y = as_edit_result(method.edit(x, a, a, batch["parts"])).images.clamp(-1, 1)
             total += ((y.double() - x.double()).abs() / 2).flatten(1).mean(1).sum().item()
             n += x.shape[0]
     return total / n
