@@ -357,7 +357,6 @@ def find_evaluation(results: Path, key: str) -> tuple[int, dict] | None:
 
 
 def record_and_render(rec: dict, opts: BenchOptions) -> dict[str, Path]:
-    from .leaderboard import render_all
     from .results import append_record, remove_records
 
     results = opts.results_dir / "results.jsonl"
@@ -365,18 +364,42 @@ def record_and_render(rec: dict, opts: BenchOptions) -> dict[str, Path]:
     if opts.force and key:  # --force replaces, never duplicates
         remove_records(results, lambda r: (r.get("run") or {}).get("eval_key") == key)
     append_record(results, rec)
-    files = {"result record": results}
-    if opts.render:
-        papers = opts.leaderboards_dir / "papers"
-        if not papers.is_dir():  # a fresh output folder: the papers' numbers of this checkout
-            papers = Path(__file__).resolve().parents[1] / "leaderboards" / "papers"
-        render_all(opts.results_dir, opts.leaderboards_dir, papers)
-        from .leaderboard.render_tables import unified_name
+    return {"result record": results, **render_leaderboards(rec, opts)}
 
-        name = unified_name(rec["track"], rec["dataset"], rec["resolution"])
-        files["leaderboard"] = opts.leaderboards_dir / f"{name}.md"
-        files["leaderboard index"] = opts.leaderboards_dir / "README.md"
-    return files
+
+def render_leaderboards(rec: dict, opts: BenchOptions) -> dict[str, Path]:
+    """Regenerate every leaderboard from ``results.jsonl`` (when ``opts.render``)."""
+    if not opts.render:
+        return {}
+    from .leaderboard import render_all
+    from .leaderboard.render_tables import unified_name
+
+    papers = opts.leaderboards_dir / "papers"
+    if not papers.is_dir():  # a fresh output folder: the papers' numbers of this checkout
+        papers = Path(__file__).resolve().parents[1] / "leaderboards" / "papers"
+    render_all(opts.results_dir, opts.leaderboards_dir, papers)
+    name = unified_name(rec["track"], rec["dataset"], rec["resolution"])
+    return {"leaderboard": opts.leaderboards_dir / f"{name}.md",
+            "leaderboard index": opts.leaderboards_dir / "README.md"}
+
+
+def grid_path(rec: dict, opts: BenchOptions) -> Path:
+    """``<leaderboards>/grids/<label>_<dataset>_<res>_<profile>.png`` of a record."""
+    from .leaderboard.load import method_label
+
+    label = method_label(rec)
+    return opts.leaderboards_dir / "grids" / (
+        f"{label.replace('/', '-')}_{rec['dataset']}_{rec['resolution']}_{rec.get('profile', '')}.png")
+
+
+def write_edit_grid(method, dm, rec: dict, opts: BenchOptions):
+    """The record's edit grid (``save_grid``); returns (path, images, row labels, columns)."""
+    from .leaderboard.load import method_label
+
+    grid = grid_path(rec, opts)
+    imgs, labels, cols = save_grid(method, dm, grid, f"{method_label(rec)} · {rec['dataset']} "
+                                   f"{rec['resolution']}px · {rec.get('profile', '')}", opts.grid_rows)
+    return grid, imgs, labels, cols
 
 
 def print_summary(rec: dict, files: dict[str, Path], seconds: dict[str, float]) -> None:
@@ -452,7 +475,13 @@ def run_bench(cfg: DictConfig, opts: BenchOptions) -> BenchOutcome:
                   f"(same checkpoint, data, classifier and protocol); pass --force to re-evaluate",
                   flush=True)
         out.record, out.reused = done[1], True
-        out.verdict = verdict_rows(cfg, opts, done[1], None, ckpt)
+        if is_rank_zero():  # a run killed after its record's append rendered nothing yet
+            out.files.update(render_leaderboards(done[1], opts))
+            grid = grid_path(done[1], opts)
+            if not grid.is_file():
+                write_edit_grid(method, dm, done[1], opts)
+            out.files["edit grid"] = grid
+        out.verdict = verdict_rows(cfg, opts, done[1], out.files.get("edit grid"), ckpt)
         return out
     rec = evaluate_method(method, dm, clf, cfg, opts)
     rec["run"] = {**rec.get("run", {}), "eval_key": key,
@@ -463,13 +492,7 @@ def run_bench(cfg: DictConfig, opts: BenchOptions) -> BenchOutcome:
     out.record = rec
     if is_rank_zero():
         out.files.update(record_and_render(rec, opts))
-        from .leaderboard.load import method_label
-
-        label = method_label(rec)
-        grid = opts.leaderboards_dir / "grids" / (
-            f"{label.replace('/', '-')}_{rec['dataset']}_{rec['resolution']}_{rec.get('profile', '')}.png")
-        imgs, labels, cols = save_grid(method, dm, grid, f"{label} · {rec['dataset']} "
-                                       f"{rec['resolution']}px · {rec.get('profile', '')}", opts.grid_rows)
+        grid, imgs, labels, cols = write_edit_grid(method, dm, rec, opts)
         out.files["edit grid"] = grid
         if logger is not None:
             wl.log_record(logger, rec)
@@ -491,8 +514,10 @@ def verdict_rows(cfg: DictConfig, opts: BenchOptions, rec: dict, grid: Path | No
     one process): the rows of :func:`.quickstart.print_verdict`."""
     if not (opts.compare and rec["dataset"] == "synth" and world_size(cfg) == 1 and is_rank_zero()):
         return []
-    from .quickstart import reference_records, training_line
+    from .quickstart import cf_in, reference_records, training_line
 
+    if not cf_in(rec):  # a track without attribute edits (e.g. mask_to_face): nothing to compare
+        return []
     rows = [("this run", rec, grid, training_line(ckpt))]
     return rows + [(label, r, g, training_line(Path(label)) if label.startswith("zoo:") else None)
                    for label, r, g in reference_records(cfg, opts)]
@@ -519,13 +544,15 @@ def main(cfg: DictConfig, opts: BenchOptions) -> int:
     from .data.celeba import DataFormatError
     from .callbacks import TrainingInterrupted
     from .methods.contract import RequirementError
+    from .io_utils import CheckpointError, CorruptFileError, UnsafeFileError
     from .zoo import ZooError
 
     try:
         outcome = run_bench(cfg, opts)
     except TrainingInterrupted as e:  # the checkpoint is saved and fit said so in one line
         return e.code
-    except (BenchError, FileNotFoundError, DataFormatError, RequirementError, ZooError) as e:
+    except (BenchError, FileNotFoundError, DataFormatError, RequirementError, ZooError,
+            CheckpointError, CorruptFileError, UnsafeFileError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if outcome.record is None:

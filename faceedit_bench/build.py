@@ -130,15 +130,29 @@ def check_requirements(method, dm) -> None:
     check_needs(method.method_name, set(method.needs), data_provides(dm))
 
 
-def build_logger(cfg: DictConfig, out: Path):
-    """WandbLogger when ``cfg.wandb.enabled`` (offline unless configured), else a CSVLogger."""
+def wandb_mode(wb: Any) -> str:
+    """``cfg.wandb``'s mode: ``wandb.mode``, else ``$WANDB_MODE``, else offline (``wandb.offline: false``: online)."""
+    import os
+
+    return str(wb.get("mode") or os.environ.get("WANDB_MODE")
+               or ("offline" if wb.get("offline", True) else "online"))
+
+
+def build_logger(cfg: DictConfig, out: Path, resume: bool | None = None):
+    """WandbLogger when ``cfg.wandb.enabled`` (offline by default), else a CSVLogger.
+
+    The W&B run id is kept in ``<out>/wandb_run_id``: a resumed training (``resume``, default:
+    ``<out>/checkpoints/last.ckpt`` exists) continues the same W&B run and step axis.
+    """
     wb = cfg.get("wandb") or {}
     if wb.get("enabled", False):
-        from lightning.pytorch.loggers import WandbLogger
+        from . import wandb_logging as wl
 
-        return WandbLogger(project=wb.get("project", "faceedit-bench"), save_dir=str(out),
-                           offline=bool(wb.get("offline", True)), group=str(cfg.method.name),
-                           tags=[f"res{cfg.res}", str(cfg.data.name)], name=out.name)
+        logger = wl.make_logger(str(cfg.method.name), int(cfg.res), str(cfg.data.name),
+                                str(cfg.profile.name), out, project=wb.get("project"),
+                                mode=wandb_mode(wb), name=out.name, resume=resume)
+        if logger is not None:
+            return logger
     from lightning.pytorch.loggers import CSVLogger
 
     return CSVLogger(save_dir=str(out), name="logs", version="")

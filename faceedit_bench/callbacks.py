@@ -7,19 +7,60 @@ own counter.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
+from typing import Any, Sequence
 
 import lightning.pytorch as pl
 import torch
 
 
 def _atomic_save_checkpoint(trainer: pl.Trainer, path: Path) -> None:
-    """``trainer.save_checkpoint`` to a temporary name, then ``os.replace`` (rank 0 writes)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    trainer.save_checkpoint(tmp, weights_only=False)  # full state; collective: every rank calls it
+    """The trainer's full checkpoint dict (what ``trainer.save_checkpoint`` writes; every rank
+    builds it) saved by rank 0 with :func:`~faceedit_bench.io_utils.atomic_torch_save`.
+
+    Not ``trainer.save_checkpoint``: through fsspec it stages the bytes in a ``mkstemp`` file of
+    the system temp dir, which a kill leaves behind; ours stages beside the target and the next
+    save removes a dead writer's temporary file."""
+    from .io_utils import atomic_torch_save
+
+    checkpoint = trainer._checkpoint_connector.dump_checkpoint(weights_only=False)
     if trainer.is_global_zero:
-        os.replace(tmp, path)
+        atomic_torch_save(checkpoint, path)
     trainer.strategy.barrier("faceedit_ckpt")
+
+
+#: the periodic checkpoints :class:`IterationCheckpoint` writes (and the only files it deletes)
+PERIODIC = re.compile(r"iter_(\d+)\.ckpt")
+
+
+def periodic_checkpoints(dirpath: str | os.PathLike) -> list[Path]:
+    """``iter_<it>.ckpt`` files of ``dirpath``, oldest write first (other files are never listed)."""
+    files = [p for p in Path(dirpath).glob("iter_*.ckpt") if PERIODIC.fullmatch(p.name)]
+    return sorted(files, key=lambda p: (p.stat().st_mtime_ns, int(PERIODIC.fullmatch(p.name)[1])))
+
+
+def prune_checkpoints(dirpath: str | os.PathLike, keep: int | None,
+                      protect: Sequence[str | os.PathLike] = ()) -> list[Path]:
+    """Delete all but the ``keep`` most recently written ``iter_*.ckpt`` (None: keep all), never
+    one in ``protect``; returns what was deleted."""
+    if keep is None:
+        return []
+    kept = {Path(p).resolve() for p in protect}
+    files = [p for p in periodic_checkpoints(dirpath) if p.resolve() not in kept]
+    gone = files[:max(len(files) - keep, 0)]
+    for path in gone:
+        path.unlink(missing_ok=True)
+    return gone
+
+
+def keep_count(value: Any) -> int | None:
+    """Profile ``keep_ckpts``: None or -1 keep every periodic checkpoint, else a count >= 0."""
+    if value is None or int(value) == -1:
+        return None
+    if int(value) < 0:
+        raise ValueError(f"profile.keep_ckpts={value!r}: expected a count >= 0, or -1/null for all")
+    return int(value)
 
 
 class IterationCheckpoint(pl.Callback):
@@ -27,12 +68,17 @@ class IterationCheckpoint(pl.Callback):
 
     ``last.ckpt`` is also written when training ends. Every file is complete or absent (written
     to a temporary name first), so a run killed at any moment resumes from the latest one.
+    ``keep``: how many periodic files to keep (the most recently written; None: all; 0: none);
+    after each save rank 0 deletes older ``iter_*.ckpt`` only, never ``last.ckpt`` nor a file in
+    ``protect`` (the checkpoint this run resumed from).
     """
 
-    def __init__(self, dirpath: str | os.PathLike, every: int, keep_all: bool = True) -> None:
+    def __init__(self, dirpath: str | os.PathLike, every: int, keep: int | None = None,
+                 protect: Sequence[str | os.PathLike] = ()) -> None:
         if every < 1:
             raise ValueError(f"checkpoint interval must be >= 1 iteration, got {every}")
-        self.dirpath, self.every, self.keep_all = Path(dirpath), int(every), keep_all
+        self.dirpath, self.every, self.keep = Path(dirpath), int(every), keep
+        self.protect = tuple(protect)
         self.last_saved = -1
 
     @property
@@ -45,9 +91,11 @@ class IterationCheckpoint(pl.Callback):
         if trainer.is_global_zero:
             self.dirpath.mkdir(parents=True, exist_ok=True)
         trainer.strategy.barrier("faceedit_ckpt_dir")
-        if self.keep_all:
+        if self.keep != 0:
             _atomic_save_checkpoint(trainer, self.dirpath / f"iter_{it:07d}.ckpt")
         _atomic_save_checkpoint(trainer, self.last_path)
+        if trainer.is_global_zero:  # after the barrier of the save: every rank is done writing
+            prune_checkpoints(self.dirpath, self.keep, self.protect)
         self.last_saved = it
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx) -> None:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Sequence
+from typing import Any, Sequence
 
 from omegaconf import DictConfig, OmegaConf
 
@@ -114,6 +114,32 @@ def _compose(overrides: list[str]) -> DictConfig:
         return compose(config_name="bench", overrides=overrides)
 
 
+class ConfigError(ValueError):
+    """A config choice or value the configs do not allow (one line naming the key or file)."""
+
+
+def _check_group_choices(choices: dict[str, str]) -> None:
+    """``--data / --trainer / --profile`` name files under configs/<group>/; say which exist."""
+    for group, name in choices.items():
+        if not (config_dir() / group / f"{name}.yaml").is_file():
+            known = sorted(p.stem for p in (config_dir() / group).glob("*.yaml"))
+            raise ConfigError(f"{config_dir() / group / (str(name) + '.yaml')}: no {group} {name!r}; "
+                              f"{group} choices: {', '.join(known)}")
+
+
+def _check_type(key: str, old: Any, new: Any, line: str) -> None:
+    """A ``profile.*`` / ``method.*`` override keeps a number a number and a boolean a boolean
+    (``profile.max_iters=abc`` is refused here, not as a traceback where it is first used);
+    trainer keys pass through as Lightning takes them (``devices=auto``)."""
+    if not key.startswith(("profile.", "method.")) or not isinstance(new, str) or old is None:
+        return
+    if isinstance(old, bool):
+        raise ConfigError(f"override {line!r}: {key} expects true / false, got {new!r}")
+    if isinstance(old, (int, float)):
+        kind = "an integer" if isinstance(old, int) else "a number"
+        raise ConfigError(f"override {line!r}: {key} expects {kind}, got {new!r}")
+
+
 def compose_config(
     method: str = "identity",
     res: int | None = None,
@@ -129,6 +155,7 @@ def compose_config(
     from .methods import get_method_class
 
     get_method_class(method)  # unknown name -> error listing registered methods
+    _check_group_choices({"data": data, "trainer": trainer, "profile": profile})
     groups = [f"data={data}", f"trainer={trainer}", f"profile={profile}"]
     cfg = _compose(groups)
     if res is None:
@@ -142,5 +169,9 @@ def compose_config(
         key = ov.key_or_group
         if OmegaConf.select(cfg, key, default=absent) is absent and not (ov.is_add() or ov.is_force_add()):
             raise KeyError(f"override {ov.input_line!r}: no config key {key!r} (prefix it with + to add one)")
-        OmegaConf.update(cfg, key, None if ov.is_delete() else ov.value(), merge=True, force_add=True)
+        value = None if ov.is_delete() else ov.value()
+        old = OmegaConf.select(cfg, key, default=None)
+        if not OmegaConf.is_config(old):
+            _check_type(key, old, value, ov.input_line)
+        OmegaConf.update(cfg, key, value, merge=True, force_add=True)
     return cfg

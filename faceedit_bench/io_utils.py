@@ -4,7 +4,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any, Callable
 
 import torch
 
@@ -13,18 +13,42 @@ class UnsafeFileError(ValueError):
     """A weights file that is not a plain tensor file (its pickle would build other objects)."""
 
 
+class CorruptFileError(ValueError):
+    """A file ``torch.load`` cannot read at all (empty, truncated, not a torch file)."""
+
+
+class CheckpointError(ValueError):
+    """A readable tensor file that is not the checkpoint asked for (a bare state_dict, another
+    method's checkpoint)."""
+
+
 def load_tensor_file(path: str | os.PathLike, map_location: Any = "cpu") -> Any:
     """The package's one ``torch.load``: ``weights_only=True`` (tensors, containers, numbers,
     strings only). A file whose pickle asks for anything else — e.g. a ``__reduce__`` that runs
-    code — is refused before anything in it runs, with one line naming the file."""
+    code — is refused before anything in it runs, with one line naming the file; so is an
+    empty, truncated or non-torch file (:class:`CorruptFileError`, instead of torch's bare
+    ``EOFError`` / ``KeyError`` / miniz ``RuntimeError`` that name nothing)."""
     import pickle
 
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError:
+    except pickle.UnpicklingError as e:
+        if "Unsupported operand" in str(e):     # not a pickle at all (text, an LFS pointer, ...)
+            raise _corrupt(path) from None
         raise UnsafeFileError(
             f"{path}: not a plain tensor file (its pickle asks for objects or code beyond tensors "
             "and containers); refused without running it") from None
+    except (EOFError, KeyError, RuntimeError) as e:
+        if isinstance(e, RuntimeError) and not any(m in str(e) for m in ("zip archive", "magic number")):
+            raise                                    # e.g. a device problem of a readable file
+        raise _corrupt(path) from None
+
+
+def _corrupt(path: str | os.PathLike) -> CorruptFileError:
+    size = os.path.getsize(path) if os.path.isfile(path) else 0
+    what = "empty" if size == 0 else f"{size} bytes, truncated or not a torch file"
+    return CorruptFileError(f"{path}: cannot be read by torch.load ({what}); expected a complete "
+                            "file written by torch.save — re-create or re-download it")
 
 
 def _temp_prefix(path: Path) -> str:
@@ -52,23 +76,34 @@ def _remove_stale_temps(path: Path) -> None:
             pass
 
 
-def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
-    """``torch.save(obj)`` to ``path`` so that a kill never leaves a half-written file there.
-
-    The temporary file (``<name>.<host>.<pid>.<random>.tmp`` beside the target) of a writer
-    killed before its ``os.replace`` is removed by the next save of the same target. The bytes
-    depend only on ``obj``: torch.save writes to the open file, so the zip's inner folder is
-    always ``archive`` (given a path, torch names it after the random temporary name, and two
-    saves of the same tensors would differ)."""
+def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
+    """Call ``write(f)`` on a temporary file beside ``path``, fsync, then ``os.replace``: a kill
+    never leaves a half-written ``path``. The temporary file (``<name>.<host>.<pid>.<random>.tmp``)
+    of a writer killed before its rename is removed by the next write of the same target."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{_temp_prefix(path)}{os.getpid()}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
+            write(f)
+            f.flush()
+            os.fsync(f.fileno())
         os.replace(tmp, path)
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
+    """:func:`atomic_write` of ``data``."""
+    return atomic_write(path, lambda f: f.write(data))
+
+
+def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
+    """``torch.save(obj)`` to ``path`` through :func:`atomic_write`. The bytes depend only on
+    ``obj``: torch.save writes to the open file, so the zip's inner folder is always ``archive``
+    (given a path, torch names it after the random temporary name, and two saves of the same
+    tensors would differ)."""
+    return atomic_write(path, lambda f: torch.save(obj, f))

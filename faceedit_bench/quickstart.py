@@ -79,9 +79,14 @@ def reference_records(cfg: DictConfig, opts) -> list[tuple[str, dict, Path | Non
     return refs
 
 
+def cf_in(rec: dict) -> dict[str, float]:
+    """Per-attribute ``cf_l1_in`` of a record; empty for a track that has none (e.g. mask_edit)."""
+    return (rec.get("per_attribute") or {}).get("cf_l1_in") or {}
+
+
 def edits_better(rec: dict, baseline: dict, attrs=None) -> tuple[list[str], list[str]]:
     """(attributes whose ``cf_l1_in`` is below the baseline's, all attributes compared)."""
-    mine, base = rec["per_attribute"]["cf_l1_in"], baseline["per_attribute"]["cf_l1_in"]
+    mine, base = cf_in(rec), cf_in(baseline)
     names = [a for a in (attrs or mine) if a in mine and a in base]
     return [a for a in names if mine[a] < base[a]], names
 
@@ -93,9 +98,9 @@ def print_verdict(rows: list[tuple[str, dict, Path | None, str | None]]) -> None
     from rich.table import Table
 
     base = next((r for label, r, _, _ in rows if r["method"] == "identity"), None)
-    if base is None:
-        return
-    attrs = list(base["per_attribute"]["cf_l1_in"])
+    if base is None or not cf_in(base) or not any(cf_in(r) for _, r, _, _ in rows if r is not base):
+        return  # no attribute-edit track on both sides: nothing to compare
+    attrs = list(cf_in(base))
     t = Table(title="does it edit? L1 to the true counterfactual inside the attribute's region "
                     "(lower is better; * = below doing nothing)")
     t.add_column("attribute")
@@ -104,8 +109,8 @@ def print_verdict(rows: list[tuple[str, dict, Path | None, str | None]]) -> None
     for a in attrs:
         cells = []
         for _, r, _, _ in rows:
-            v = r["per_attribute"]["cf_l1_in"].get(a)
-            star = "*" if r is not base and v is not None and v < base["per_attribute"]["cf_l1_in"][a] else ""
+            v = cf_in(r).get(a)
+            star = "*" if r is not base and v is not None and v < cf_in(base)[a] else ""
             cells.append("—" if v is None else f"{v:.4f}{star}")
         t.add_row(a + (" (focus)" if a in FOCUS else ""), *cells)
     console = Console()

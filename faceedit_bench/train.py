@@ -4,7 +4,8 @@ A run is a composed config (``faceedit_bench.config.compose_config``): ``cfg.met
 the networks, ``cfg.method.train`` the paper's training settings and ``cfg.profile`` overrides
 them (``null`` keeps the method's value): ``max_iters`` (generator iterations), ``batch_size``
 (per D/G step and rank), ``n_critic``, ``lr``, ``ema_decay``, ``channels_last``, ``compile``,
-``ckpt_every``, ``sample_every``, ``n_samples``, ``max_cpu_minutes`` (stop early once the
+``ckpt_every``, ``keep_ckpts`` (periodic checkpoints kept besides ``last.ckpt``, default 2;
+``null``/-1: all), ``sample_every``, ``n_samples``, ``max_cpu_minutes`` (stop early once the
 training process has used that much CPU time), ``resume`` (``auto``: continue from
 ``<run_dir>/checkpoints/last.ckpt`` when it exists; a path; or ``null``), ``deterministic``,
 ``progress_bar``. The trainer preset gives accelerator, devices, nodes, strategy, precision.
@@ -22,7 +23,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from .build import build_datamodule, build_logger, require_train_settings
 from .build import method_kwargs, plain as _plain, train_settings  # noqa: F401  (re-exported)
-from .io_utils import load_tensor_file
+from .io_utils import CheckpointError, load_tensor_file
 
 
 def run_dir(cfg: DictConfig) -> Path:
@@ -44,11 +45,20 @@ def resume_path(cfg: DictConfig, out: Path) -> Path | None:
         return None
     if value == "auto":
         last = out / "checkpoints" / "last.ckpt"
-        return last if last.is_file() else None
+        hpc = sorted(out.glob("hpc_ckpt_*.ckpt"))  # Lightning's SLURM auto-requeue saves (SIGUSR1)
+        if not hpc:
+            return last if last.is_file() else None
+        return max([last] * last.is_file() + hpc, key=_saved_iteration)
     path = Path(str(value))
     if not path.is_file():
         raise FileNotFoundError(f"profile.resume={value!r}: no checkpoint file there")
     return path
+
+
+def _saved_iteration(path: Path) -> int:
+    """The generator iteration a checkpoint was saved at (-1 when it has none)."""
+    blob = load_tensor_file(path)
+    return int(blob.get("faceedit_iteration", -1)) if isinstance(blob, dict) else -1
 
 
 def finished(cfg: DictConfig, ckpt: Path) -> str | None:
@@ -57,6 +67,12 @@ def finished(cfg: DictConfig, ckpt: Path) -> str | None:
     import torch
 
     blob = load_tensor_file(ckpt)
+    if not isinstance(blob, dict) or "faceedit_method" not in blob:
+        raise CheckpointError(f"{ckpt} is not a faceedit-bench training checkpoint "
+                              "(key faceedit_method missing); fit resumes only from its own checkpoints")
+    if blob["faceedit_method"] != cfg.method.name:
+        raise CheckpointError(f"{ckpt}: a checkpoint of method {blob['faceedit_method']!r}, not "
+                              f"{cfg.method.name!r}; resume it with --method {blob['faceedit_method']}")
     it, max_iters = int(blob.get("faceedit_iteration", 0)), int(require_train_settings(cfg)["max_iters"])
     if it >= max_iters:
         return f"already complete: iteration {it} of max_iters={max_iters} ({ckpt})"
@@ -66,6 +82,21 @@ def finished(cfg: DictConfig, ckpt: Path) -> str | None:
         return (f"already complete: the {float(budget):g} CPU-minute budget was spent at iteration "
                 f"{it} of {max_iters} ({ckpt})")
     return None
+
+
+def folder_bytes(path: Path) -> int:
+    """Total size of the files under ``path``."""
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+
+
+def folder_summary(out: Path) -> str:
+    """``run folder <out>: 12.3 MB (last.ckpt + 2 periodic)`` for fit's last line."""
+    from .callbacks import periodic_checkpoints
+
+    ckdir = out / "checkpoints"
+    last = "last.ckpt + " if (ckdir / "last.ckpt").is_file() else ""
+    return (f"run folder {out}: {folder_bytes(out) / 1e6:.1f} MB "
+            f"({last}{len(periodic_checkpoints(ckdir))} periodic)")
 
 
 def fit(cfg: DictConfig, datamodule: Any = None, logger: Any = None,
@@ -80,7 +111,7 @@ def fit(cfg: DictConfig, datamodule: Any = None, logger: Any = None,
 
     from .build import build_method, check_requirements
     from .callbacks import (IterationCheckpoint, SampleGrid, SaveOnSignal, StopAtCPUBudget,
-                            StopAtIteration, TrainingInterrupted)
+                            StopAtIteration, TrainingInterrupted, keep_count)
     from .train_data import TrainStream
 
     out = run_dir(cfg)
@@ -101,7 +132,8 @@ def fit(cfg: DictConfig, datamodule: Any = None, logger: Any = None,
     stream = TrainStream(inner, batch, chunks, int(train["max_iters"]), seed,
                          num_workers=int(cfg.data.get("num_workers", 0)))
     prof = cfg.profile
-    saver = IterationCheckpoint(out / "checkpoints", int(prof.get("ckpt_every", 1000)))
+    saver = IterationCheckpoint(out / "checkpoints", int(prof.get("ckpt_every", 1000)),
+                                keep=keep_count(prof.get("keep_ckpts", 2)), protect=[ckpt] if ckpt else ())
     on_signal = SaveOnSignal(saver)
     cbs = [StopAtIteration(int(train["max_iters"])), saver, *callbacks]
     if prof.get("max_cpu_minutes"):
@@ -110,7 +142,7 @@ def fit(cfg: DictConfig, datamodule: Any = None, logger: Any = None,
         cbs.append(SampleGrid(out / "samples", int(prof.sample_every), int(prof.get("n_samples", 8))))
     cbs.append(on_signal)  # last: a signal raised during this iteration's callbacks saves at it
     if logger is None:
-        logger = build_logger(cfg, out)
+        logger = build_logger(cfg, out, resume=ckpt is not None)
     t = cfg.trainer
     trainer = pl.Trainer(
         accelerator=t.get("accelerator", "cpu"), devices=t.get("devices", 1),
@@ -127,7 +159,7 @@ def fit(cfg: DictConfig, datamodule: Any = None, logger: Any = None,
     reason = getattr(trainer, "faceedit_stop_reason", None) or (
         f"the data stream ended at iteration {method.iteration}" if hasattr(method, "iteration") else "done")
     if trainer.is_global_zero:
-        print(f"[fit] {cfg.method.name}: {reason}", flush=True)
+        print(f"[fit] {cfg.method.name}: {reason}; {folder_summary(out)}", flush=True)
     if on_signal.saved is not None:
         raise on_signal.saved
     return out / "checkpoints" / "last.ckpt"
@@ -152,7 +184,7 @@ def load_method(ckpt_path: str | os.PathLike, map_location: str = "cpu"):
     if isinstance(ckpt, dict) and ckpt.get("format") == zoo.FORMAT:
         return zoo.load_inference(path)
     if "faceedit_method" not in ckpt or "hyper_parameters" not in ckpt:
-        raise ValueError(f"{path} is not a faceedit-bench training checkpoint "
+        raise CheckpointError(f"{path} is not a faceedit-bench training checkpoint "
                          "(keys faceedit_method / hyper_parameters missing)")
     cls = get_method_class(ckpt["faceedit_method"])
     hp = dict(ckpt["hyper_parameters"])

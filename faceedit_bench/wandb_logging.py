@@ -46,10 +46,50 @@ def run_tags(resolution: int, dataset: str, profile: str) -> list[str]:
     return [f"res{int(resolution)}", str(dataset), str(profile)]
 
 
+#: the file of a run folder holding its W&B run id (a resumed training continues that W&B run)
+RUN_ID_FILE = "wandb_run_id"
+
+
+def wandb_run_id(run_dir: str | Path) -> str | None:
+    """The W&B run id stored in ``run_dir`` (None when it has none), for the result record."""
+    path = Path(run_dir) / RUN_ID_FILE
+    value = path.read_text().strip() if path.is_file() else ""
+    return value or None
+
+
+def _is_rank_zero() -> bool:
+    from lightning.fabric.utilities.rank_zero import rank_zero_only
+
+    return getattr(rank_zero_only, "rank", 0) == 0
+
+
+def run_id(run_dir: str | Path, resume: bool) -> str:
+    """The W&B run id of ``run_dir``: the stored one when ``resume``, else a new one, stored
+    (atomically, rank 0 only) so the next resume of this run folder continues the same W&B run."""
+    stored = wandb_run_id(run_dir) if resume else None
+    if stored:
+        return stored
+    import secrets
+    import string
+
+    new = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
+    if _is_rank_zero():
+        path = Path(run_dir) / RUN_ID_FILE
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(new + "\n")
+        os.replace(tmp, path)
+    return new
+
+
 def make_logger(method: str, resolution: int, dataset: str, profile: str, save_dir: str | Path,
                 project: str | None = None, mode: str | None = None, name: str | None = None,
-                config: dict | None = None):
-    """A ``WandbLogger`` (group = method, tags = resolution/dataset/profile), or None when disabled."""
+                config: dict | None = None, resume: bool | None = None):
+    """A ``WandbLogger`` (group = method, tags = resolution/dataset/profile), or None when disabled.
+
+    ``save_dir`` is the run folder: the W&B run id is kept there (:func:`run_id`); ``resume``
+    (default: ``save_dir/checkpoints/last.ckpt`` exists) continues the stored W&B run.
+    """
     mode = resolve_mode(mode)
     if mode == "disabled":
         return None
@@ -57,11 +97,14 @@ def make_logger(method: str, resolution: int, dataset: str, profile: str, save_d
 
     save_dir = Path(save_dir)
     save_dir.mkdir(parents=True, exist_ok=True)
+    if resume is None:
+        resume = (save_dir / "checkpoints" / "last.ckpt").is_file()
     return WandbLogger(project=project or os.environ.get("WANDB_PROJECT", "faceedit-bench"),
                        name=name or f"{method}_{resolution}_{dataset}_{profile}",
                        save_dir=str(save_dir), offline=(mode == "offline"), group=method,
                        tags=run_tags(resolution, dataset, profile), config=config or {},
-                       job_type="bench", log_model=False)
+                       job_type="bench", log_model=False, id=run_id(save_dir, resume),
+                       resume="allow")
 
 
 def _num(v: Any) -> float:
@@ -156,22 +199,24 @@ def _log_records(data: bytes, block: int = 32768):
 
 def read_offline_run(run_dir: str | Path) -> dict:
     """What an offline run recorded, read from its ``run-*.wandb`` file (wandb >= 0.19 writes
-    ``config.yaml``/``wandb-summary.json`` only when syncing): ``group``, ``tags``, ``config``
-    (key -> value), ``keys`` (every history/summary key) and ``complete`` (the exit record is
-    there; the writer may still be flushing right after ``wandb.finish``)."""
+    ``config.yaml``/``wandb-summary.json`` only when syncing): ``id`` (the W&B run id),
+    ``group``, ``tags``, ``config`` (key -> value), ``keys`` (every history/summary key),
+    ``history`` (one dict per logged row) and ``complete`` (the exit record is there; the writer
+    may still be flushing right after ``wandb.finish``)."""
     from wandb.proto import wandb_internal_pb2 as pb
 
     files = sorted(Path(run_dir).glob("run-*.wandb"))
     if not files:
         raise FileNotFoundError(f"{run_dir}: no run-*.wandb file (is this an offline run folder?)")
-    out: dict[str, Any] = {"group": None, "tags": [], "config": {}, "keys": set(), "complete": False}
+    out: dict[str, Any] = {"id": None, "group": None, "tags": [], "config": {}, "keys": set(),
+                           "history": [], "complete": False}
     for raw in _log_records(files[0].read_bytes()):
         rec = pb.Record()
         rec.ParseFromString(raw)
         kind = rec.WhichOneof("record_type")
         out["complete"] |= kind == "exit"
         if kind == "run":
-            out["group"], out["tags"] = rec.run.run_group, list(rec.run.tags)
+            out["id"], out["group"], out["tags"] = rec.run.run_id, rec.run.run_group, list(rec.run.tags)
             updates = rec.run.config.update
         elif kind == "config":
             updates = rec.config.update
@@ -179,6 +224,9 @@ def read_offline_run(run_dir: str | Path) -> dict:
             updates = ()
             items = rec.history.item if kind == "history" else rec.summary.update if kind == "summary" else ()
             out["keys"].update(i.key or "/".join(i.nested_key) for i in items)
+            if kind == "history":
+                out["history"].append({i.key or "/".join(i.nested_key): json.loads(i.value_json)
+                                       for i in items})
         for item in updates:
             out["config"][item.key or "/".join(item.nested_key)] = json.loads(item.value_json)
     return out

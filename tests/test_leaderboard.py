@@ -132,3 +132,27 @@ def test_bad_papers_csv_names_file_and_line(tmp_path):
     (tmp_path / "x.csv").write_text((PAPERS / "maggan_table8.csv").read_text().replace("0.0015", "n/a"))
     with pytest.raises(PaperTableError, match=r"x\.csv:\d+: value 'n/a'"):
         load_paper_tables(tmp_path)
+
+
+def test_rows_of_another_dataset_never_sit_in_a_paper_block(tmp_path):
+    """MagGAN Table 1 is CelebA: a SynthFaces row goes into the "this suite" block below it, a
+    CelebA 128 px STGAN row (the paper has STGAN(128) on CelebA) stays beside the paper's rows;
+    a "—" cell of a measured row carries the evaluator's reason as a footnote."""
+    import json
+
+    results = tmp_path / "results"
+    synth = _write(results, "stgan", 0.5, 0.2, res=64, fid_status="no weights file given (put it at X)")
+    celeba = json.loads(json.dumps(synth))
+    celeba.update(dataset="celeba", resolution=128)
+    append_record(results / "r.jsonl", celeba)
+    out = tmp_path / "lb"
+    render_all(results, out, PAPERS, charts=False)
+    t1 = (out / "maggan_table1.md").read_text()
+    paper_block, _, suite_block = t1.partition("## This suite (synth 64 px)")
+    assert suite_block, t1
+    assert "synth" not in "".join(l for l in paper_block.splitlines() if l.startswith("| measured"))
+    assert "| measured | stgan (ours) · celeba 128px" in paper_block
+    assert "| measured | stgan (ours) · synth 64px" in suite_block
+    assert "— [1]" in suite_block and "- [1] fid: no weights file given (put it at X)" in suite_block
+    csv = (out / "maggan_table1.csv").read_text()
+    assert "measured (this suite),stgan (ours),stgan,synth,64" in csv

@@ -32,6 +32,7 @@ def _loaders(path: Path, tmp: Path):
     from faceedit_bench.metrics.extractors import InceptionExtractor, load_swav_resnet50
     from faceedit_bench.nets.official_weights import load_attgan_generator, load_stargan_generator
     from faceedit_bench.parsing.weights import load_bisenet
+    from faceedit_bench.quickstart import training_line
     from faceedit_bench.train import load_method
 
     incep = tmp / "pt_inception-2015-12-05-6726825d.pth"
@@ -52,6 +53,7 @@ def _loaders(path: Path, tmp: Path):
         "Inception": lambda: InceptionExtractor(incep),
         "SwAV": lambda: load_swav_resnet50(swav),
         "statistics cache": lambda: stats_cache.load_moments(cache, "k"),
+        "verdict training line": lambda: training_line(path),
     }
 
 
@@ -69,7 +71,7 @@ def test_the_package_has_one_torch_load():
 
 @pytest.mark.parametrize("name", ["training checkpoint", "zoo file", "bench --ckpt", "official AttGAN",
                                   "official StarGAN", "face parser", "classifier", "Inception", "SwAV",
-                                  "statistics cache"])
+                                  "statistics cache", "verdict training line"])
 def test_every_loader_refuses_code(name, tmp_path):
     sentinel = tmp_path / "PWNED"
     evil = tmp_path / "evil.pt"
@@ -92,5 +94,6 @@ def test_the_loader_list_covers_every_loading_module():
     users = sorted(str(p.relative_to(PKG)) for p in PKG.rglob("*.py")
                    if "load_tensor_file(" in p.read_text() and p.name != "io_utils.py")
     covered = {"train.py", "zoo.py", "bench.py", "nets/official_weights.py", "parsing/weights.py",
-               "metrics/classifier.py", "metrics/extractors.py", "metrics/stats_cache.py", "cli/zoo.py"}
+               "metrics/classifier.py", "metrics/extractors.py", "metrics/stats_cache.py", "cli/zoo.py",
+               "quickstart.py"}
     assert set(users) <= covered, f"new loaders without a malicious-pickle case: {set(users) - covered}"

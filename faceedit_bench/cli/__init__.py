@@ -66,6 +66,20 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except ValueError as e:
+        if not _user_error(e):
+            raise
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+def _user_error(e: BaseException) -> bool:
+    """A bad config value, checkpoint or weights file: one line on stderr, exit 2, whichever
+    command met it (imported only when an error happened: no torch import on the happy path)."""
+    from ..config import ConfigError
+    from ..io_utils import CheckpointError, CorruptFileError, UnsafeFileError
+
+    return isinstance(e, (ConfigError, CheckpointError, CorruptFileError, UnsafeFileError))
 
 
 if __name__ == "__main__":

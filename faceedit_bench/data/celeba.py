@@ -4,7 +4,10 @@
   40 attribute names, then ``<file> ±1 x 40``; fields separated by runs of spaces; LF or CRLF.
 * ``list_eval_partition.txt``: ``<file> 0|1|2`` (train / val / test).
 * ``CelebA-HQ-to-CelebA-mapping.txt``: ``idx orig_idx orig_file`` (0-based ``orig_idx``), with or
-  without a header line.
+  without a header line; rows numbered 0, 1, 2, ... in order, ``orig_file`` the CelebA file of
+  ``orig_idx`` (``orig_idx + 1``, 6 digits), so a damaged number is refused, not misread.
+
+An image listed twice (attribute or partition file) is refused too: its rows could disagree.
 
 Every format problem raises :class:`DataFormatError` naming the file, the 1-based line and what
 was expected. With ``skip_bad=True`` a bad *row* is skipped instead and reported in
@@ -76,7 +79,7 @@ def read_attr_file(path, skip_bad: bool = False) -> AttrTable:
         raise fail(path, None, "file has fewer than 2 non-empty lines",
                    "a count line, a header line of 40 attribute names, then one row per image")
     count_line, count_tok = pos[0]
-    if len(count_tok) != 1 or not count_tok[0].isdigit():
+    if len(count_tok) != 1 or not _uint(count_tok[0]):
         raise fail(path, count_line, f"first line is {' '.join(count_tok)[:60]!r}",
                    "the number of images (e.g. 202599)")
     count = int(count_tok[0])
@@ -92,6 +95,7 @@ def read_attr_file(path, skip_bad: bool = False) -> AttrTable:
     order = [header.index(n) for n in CELEBA_ATTRS]     # file column -> CELEBA_ATTRS order
     ncol = len(header) + 1
     names, rests, kept_lines, ordinal, skipped = [], [], [], [], []
+    first_line: dict[str, int] = {}
     for k, (lineno, tok) in enumerate(pos[2:]):
         problem = None
         if len(tok) != ncol:
@@ -100,11 +104,15 @@ def read_attr_file(path, skip_bad: bool = False) -> AttrTable:
         elif not _values_ok(tok):
             bad = next(v for v in tok[1:] if v not in ("1", "-1"))
             problem = fail(path, lineno, f"value {bad!r} for {tok[0]}", "-1 or 1")
+        elif tok[0] in first_line:
+            problem = fail(path, lineno, f"{tok[0]} listed again (first at line {first_line[tok[0]]})",
+                           "one row per image")
         if problem is not None:
             if not skip_bad:
                 raise problem
             skipped.append({"file": str(path), "line": lineno, "reason": str(problem)})
             continue
+        first_line[tok[0]] = lineno
         names.append(tok[0])
         rests.append(tok)
         kept_lines.append(lineno)
@@ -134,6 +142,9 @@ def read_partition(path) -> dict[str, tuple[int, int]]:
             continue
         if len(tok) != 2 or tok[1] not in ("0", "1", "2"):
             raise fail(path, i + 1, f"row {ln.strip()[:60]!r}", "'<file> 0|1|2' (train/val/test)")
+        if tok[0] in out:
+            raise fail(path, i + 1, f"{tok[0]} listed again (first at line {out[tok[0]][1]})",
+                       "one row per image")
         out[tok[0]] = (int(tok[1]), i + 1)
     return out
 
@@ -146,6 +157,11 @@ class HQMapping:
     orig_idx: np.ndarray
     orig_file: list[str]
     had_header: bool
+
+
+def _uint(tok: str) -> bool:
+    """ASCII digits only (``str.isdigit`` also takes e.g. '١٢', which ``int`` reads as 12)."""
+    return tok.isascii() and tok.isdigit()
 
 
 def read_hq_mapping(path) -> HQMapping:
@@ -161,11 +177,17 @@ def read_hq_mapping(path) -> HQMapping:
         tok = ln.split()
         if not tok:
             continue
-        if not idx and not header and not tok[0].isdigit():
+        if not idx and not header and not _uint(tok[0]):
             header = True
             continue
-        if len(tok) != 3 or not tok[0].isdigit() or not tok[1].isdigit():
+        if len(tok) != 3 or not _uint(tok[0]) or not _uint(tok[1]):
             raise fail(path, i + 1, f"row {ln.strip()[:60]!r}", "'<idx> <orig_idx> <orig_file>'")
+        if tok[2] != f"{int(tok[1]) + 1:06d}.jpg":      # orig_idx is 0-based, the file 1-based
+            raise fail(path, i + 1, f"orig_file {tok[2]!r} for orig_idx {tok[1]}",
+                       f"{int(tok[1]) + 1:06d}.jpg (the CelebA file of 0-based orig_idx)")
+        if int(tok[0]) != len(idx):                      # the archive's rows are 0, 1, 2, ... in order
+            raise fail(path, i + 1, f"HQ index {tok[0]} as row {len(idx) + 1}",
+                       f"HQ index {len(idx)} (rows numbered 0, 1, 2, ... in order)")
         idx.append(int(tok[0]))
         orig.append(int(tok[1]))
         files.append(tok[2])
@@ -175,6 +197,10 @@ def read_hq_mapping(path) -> HQMapping:
 # ---------------------------------------------------------------- images: decode, crop, resize
 #: PIL resize filters by protocol name (PIL filters antialias when downsampling).
 RESIZE_FILTERS = {"bicubic": 3, "bilinear": 2, "lanczos": 1, "box": 4, "nearest": 0}
+
+
+#: PIL modes of more than 8 bits a channel, which ``convert("RGB")`` would clip
+_HIGH_DEPTH = frozenset(("I", "F", "I;16", "I;16L", "I;16B", "I;16N", "I;16S", "I;32", "I;32S"))
 
 
 def load_rgb(path, line_ref: str = "") -> "np.ndarray":
@@ -188,11 +214,16 @@ def load_rgb(path, line_ref: str = "") -> "np.ndarray":
     try:
         with Image.open(path) as im:
             im.load()
-            return np.asarray(im.convert("RGB"))
+            mode = im.mode
+            if mode not in _HIGH_DEPTH:
+                return np.asarray(im.convert("RGB"))
     except Exception as e:  # PIL raises OSError / SyntaxError / ValueError on corrupt data
         raise DataFormatError(
             f"{path}: cannot decode image{ref} ({type(e).__name__}: {e}); expected a readable JPEG"
         ) from None
+    # PIL's convert("RGB") clips 16-bit / 32-bit / float pixels to 0..255: silently wrong images
+    raise DataFormatError(f"{path}: image mode {mode} (more than 8 bits a channel){ref}; expected "
+                          "an 8-bit image (RGB, grayscale, palette or CMYK)")
 
 
 def crop_box(box, src_hw, ref_hw) -> tuple[int, int, int, int] | None:

@@ -46,6 +46,17 @@ def _gather(arr: np.ndarray, rows: np.ndarray) -> torch.Tensor:
     return out
 
 
+def _checked_labels(parts: torch.Tensor, store: Store) -> torch.Tensor:
+    """A batch's label maps, refused with the file named when a class is outside 0..18 (a max over
+    the batch: the check costs nothing beside the gather)."""
+    from ..parts import NUM_PARTS
+
+    if parts.numel() and int(parts.max()) >= NUM_PARTS:
+        raise ValueError(f"{store.path / 'labels.npy'}: label {int(parts.max())} outside the "
+                         f"{NUM_PARTS} face-parser classes 0..{NUM_PARTS - 1}; rebuild it with `faceedit-bench masks`")
+    return parts
+
+
 class StoreDataset(Dataset):
     """Rows ``rows`` of a store; batched reads through ``__getitems__`` (one memmap gather)."""
 
@@ -69,7 +80,7 @@ class StoreDataset(Dataset):
         batch = {
             "image": _to_float(s.images[r]),
             "attrs": torch.from_numpy(s.attrs[r][:, self.attr_cols].astype(np.float32)),
-            "parts": _gather(s.labels, r),
+            "parts": _checked_labels(_gather(s.labels, r), s),
             "index": torch.from_numpy(r),
         }
         if self.cf_attrs:

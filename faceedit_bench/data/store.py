@@ -345,18 +345,39 @@ class Store:
         if not man.is_file():
             raise FileNotFoundError(f"{man}: no store manifest; build one with "
                                     "`faceedit-bench store` or FaceEditDataModule.prepare_data()")
-        self.manifest = json.loads(man.read_text())
-        if self.manifest.get("format") != FORMAT:
-            raise ValueError(f"{man}: format {self.manifest.get('format')!r}; expected {FORMAT!r}")
+        try:
+            self.manifest = json.loads(man.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
+            raise ValueError(f"{man}: not a JSON store manifest ({e}); rebuild the store with "
+                             "`faceedit-bench store`") from None
+        if not isinstance(self.manifest, dict) or self.manifest.get("format") != FORMAT:
+            got = self.manifest.get("format") if isinstance(self.manifest, dict) else self.manifest
+            raise ValueError(f"{man}: format {got!r}; expected {FORMAT!r}")
         self._arrays: dict = {}
+        self._check_rows(man)
+
+    def _check_rows(self, man: Path) -> None:
+        """Every array present has ``manifest['n']`` rows and its full length on disk (opening a
+        memmap reads only the header and maps the file: cheap at any store size)."""
+        n = self.manifest.get("n")
+        if not isinstance(n, int) or isinstance(n, bool) or n < 0:
+            raise ValueError(f"{man}: key 'n' is {n!r}; expected the row count (an integer >= 0)")
+        for name in ("images", "labels", "attrs", "split"):
+            if (self.path / f"{name}.npy").is_file() and len(self._array(name)) != n:
+                raise ValueError(f"{man}: key 'n' is {n} but {name}.npy has {len(self._array(name))} "
+                                 "rows; rebuild the store with `faceedit-bench store`")
 
     def __getstate__(self):
         return {"path": self.path, "manifest": self.manifest, "_arrays": {}}
 
     def _array(self, name: str, mmap: bool = True) -> np.ndarray:
         if name not in self._arrays:
-            self._arrays[name] = np.load(self.path / f"{name}.npy",
-                                         mmap_mode="r" if mmap else None)
+            f = self.path / f"{name}.npy"
+            try:
+                self._arrays[name] = np.load(f, mmap_mode="r" if mmap else None)
+            except (ValueError, OSError, EOFError) as e:
+                raise ValueError(f"{f}: cannot be read as a .npy array ({e}; truncated or damaged?); "
+                                 "rebuild the store with `faceedit-bench store`") from None
         return self._arrays[name]
 
     @property

@@ -1,24 +1,14 @@
 """Atomic writes for rendered files (temp file in the same folder + os.replace)."""
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    """``data`` to ``path`` through :func:`faceedit_bench.io_utils.atomic_write_bytes`."""
+    from ..io_utils import atomic_write_bytes
+
+    return atomic_write_bytes(path, data)
 
 
 def write_text_atomic(path: str | Path, text: str) -> Path:

@@ -73,6 +73,36 @@ def _metric_value(rec: dict, metric: str) -> float | None:
     return m.get(f"{metric}_mean")
 
 
+def comparable(rec: dict, same: set[tuple[str, str, str]]) -> bool:
+    """A measured record sits among a paper's rows only when that table has a row of its method on
+    the same dataset and resolution (the protocol cannot be matched further: the paper's is
+    described in its notes and the suite's in the legend)."""
+    return (method_label(rec), rec["dataset"], str(rec["resolution"])) in same
+
+
+class Footnotes:
+    """``—`` cells of measured rows with the evaluator's reason (``protocol['<metric>_status']``,
+    e.g. no Inception weights: where to put them), numbered once per distinct reason."""
+
+    def __init__(self) -> None:
+        self.reasons: list[str] = []
+
+    def cell(self, rec: dict, metric: str, text: str) -> str:
+        reason = (rec.get("protocol") or {}).get(f"{metric}_status")
+        if text != DASH or not reason:
+            return text
+        line = f"{metric}: {reason}"
+        if line not in self.reasons:
+            self.reasons.append(line)
+        return f"{DASH} [{self.reasons.index(line) + 1}]"
+
+    def markdown(self) -> str:
+        if not self.reasons:
+            return ""
+        return "\nWhy a measured cell shows —:\n\n" + "".join(
+            f"- [{i}] {r}\n" for i, r in enumerate(self.reasons, 1))
+
+
 # ---------------------------------------------------------------- paper tables
 def render_paper_table(table: PaperTable, records: list[dict]) -> tuple[str, str]:
     """(markdown, csv) of one paper table with our measured rows of the same methods."""
@@ -90,11 +120,18 @@ def render_paper_table(table: PaperTable, records: list[dict]) -> tuple[str, str
         md_rows.append(["paper", label, r["dataset"], r["resolution"] or DASH, *vals])
         csv_rows.append(["paper", label, r["method"], r["dataset"], r["resolution"], "", "", *vals])
     measured = [rec for rec in records if method_label(rec) in table.methods]
+    same = {(r["method"], r["dataset"], str(r["resolution"])) for r in table.rows}
+    beside = [rec for rec in measured if comparable(rec, same)]
+    apart = [rec for rec in measured if not comparable(rec, same)]
+    dashes = Footnotes()
+    suite_rows = []
     for rec in measured:
-        vals = [fmt(to_unit(m, _metric_value(rec, m), units[m])) for m in metrics]
-        md_rows.append(["measured", measured_label(rec), rec["dataset"], str(rec["resolution"]), *vals])
-        csv_rows.append(["measured", f"{method_label(rec)} (ours)", method_label(rec), rec["dataset"],
-                         rec["resolution"], rec.get("profile", ""), protocol_id(rec), *vals])
+        vals = [dashes.cell(rec, m, fmt(to_unit(m, _metric_value(rec, m), units[m]))) for m in metrics]
+        (md_rows if rec in beside else suite_rows).append(
+            ["measured", measured_label(rec), rec["dataset"], str(rec["resolution"]), *vals])
+        csv_rows.append(["measured" if rec in beside else "measured (this suite)", f"{method_label(rec)} (ours)",
+                         method_label(rec), rec["dataset"], rec["resolution"], rec.get("profile", ""),
+                         protocol_id(rec), *vals])
     notes = []
     for r in table.rows:
         if r["note"] and r["note"] not in notes:
@@ -106,6 +143,14 @@ def render_paper_table(table: PaperTable, records: list[dict]) -> tuple[str, str
           "profile and protocol id (legend in `README.md`). Measured numbers on other data or "
           "protocols are shown for orientation, not as a reproduction.\n",
           _md_table(header, md_rows)]
+    if apart:
+        kinds = ", ".join(sorted({f"{r['dataset']} {r['resolution']} px" for r in apart}))
+        md.append(f"\n## This suite ({kinds}): not comparable with the rows above\n\n"
+                  "Measured by this suite on data or at a resolution the paper's rows above do not "
+                  "use, so they are kept out of the paper's block: read them against each other and "
+                  "against the unified tables, not against the published numbers.\n\n"
+                  + _md_table(header, suite_rows))
+    md.append(dashes.markdown())
     if not measured:
         methods = ", ".join(sorted(table.methods)) or "none"
         md.append(f"\nNo measured rows yet for the methods of this table ({methods}).\n")
@@ -160,13 +205,14 @@ def render_unified(dataset: str, res: int, recs: list[dict], track: str = "attri
     csv_header = header[:5] + [m + _header_unit(m, False) + arrows[direction(m)] for m in metrics]
     md_rows, csv_rows = [], []
     best = {m: _best(recs, m) for m in metrics}
+    dashes = Footnotes()
     for r in recs:
         cells = []
         for m in metrics:
             v = _metric_value(r, m)
             s = fmt(to_unit(m, v, units[m]))
             hit = v is not None and best[m] is not None and fmt(to_unit(m, best[m], units[m])) == s
-            cells.append(f"**{s}**" if hit else s)
+            cells.append(f"**{s}**" if hit else dashes.cell(r, m, s))
         base = [row_name(r), r.get("profile", ""), r["split"], str(r["n_images"]), protocol_id(r)]
         md_rows.append(base + cells)
         csv_rows.append(base + ["" if _metric_value(r, m) is None else repr(_metric_value(r, m)) for m in metrics])
@@ -178,7 +224,7 @@ def render_unified(dataset: str, res: int, recs: list[dict], track: str = "attri
           f"profile and protocol). {order}↑/↓ mark each metric's direction, the best value of each "
           "column is bold; rates (fractions in the records) are in %. Protocol ids are explained "
           "in `README.md`.\n",
-          _md_table(header, md_rows)]
+          _md_table(header, md_rows), dashes.markdown()]
     attrs = sorted({a for r in recs for a in r["per_attribute"].get("tarr", {})})
     if attrs:
         order = list(recs[0]["protocol"].get("attrs", [])) if recs else []
