@@ -38,3 +38,26 @@ def test_orientation_and_report(tmp_path):
     assert per["Bald"][1] == pytest.approx(1.0) and per["Bangs"][1] == pytest.approx(-1.0)
     md = render(tmp_path)
     assert "Checkpoints: **4**" in md and "| tarr | 4 | 1 | 1 | -1 |" in md  # n, overall, median, worst
+
+
+def test_time_to_quality_rows_count_as_checkpoints(tmp_path):
+    """Training-curve rows of benchmarks/time_to_quality.jsonl are checkpoints of the report; the
+    identity baseline and diagnostic re-evaluations are not; a damaged line names file and line."""
+    import json
+
+    rows = [{"method": "attgan", "train_cpu_s": 60.0 * k, "checkpoint": f"c{k}", "cf_l1": 0.3 - 0.05 * k,
+             "tarr": 0.1 * k, "mre": 0.2 - 0.01 * k, "tarr_attr": {"Bald": 0.1 * k},
+             "cf_l1_attr": {"Bald": 0.3 - 0.05 * k}} for k in range(1, 5)]
+    rows += [{"method": "identity", "train_cpu_s": None, "cf_l1": 0.2, "tarr": 0.0},
+             {**rows[0], "recal_bn": 100}, {**rows[1], "intensity": 2.0}]
+    curves = tmp_path / "ttq.jsonl"
+    curves.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    recs = checkpoints(tmp_path / "none", curves)
+    assert [r["run"]["checkpoint"] for r in recs] == ["c1", "c2", "c3", "c4"]
+    c = correlations(recs, "tarr")
+    assert c["n"] == 4 and c["rho"] == pytest.approx(1.0) and c["per_attribute"]["Bald"][1] == pytest.approx(1.0)
+    assert correlations(recs, "mre")["rho"] == pytest.approx(1.0)   # lower MRE, lower error: agrees
+    assert "Checkpoints: **4** (attgan 4)" in render(tmp_path / "none", curves)
+    curves.write_text(curves.read_text() + "{oops\n")
+    with pytest.raises(ValueError, match=rf"^{curves}:8: not a JSON line"):
+        checkpoints(tmp_path / "none", curves)

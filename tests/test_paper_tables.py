@@ -106,3 +106,19 @@ def test_every_row_cites_paper_and_table():
             assert r["paper"] and r["source"] and r["table"].startswith("Table "), f"{f.name}:{i}"
             float(r["value"])  # a number, as printed
             assert r["higher_is_better"] in ("0", "1"), f"{f.name}:{i}: higher_is_better"
+
+
+def test_sources_point_at_the_table_caption():
+    """Every row's ``source`` is ``papers/<file>.txt:<line>`` and that line of the paper text is
+    the caption of the row's table."""
+    import re
+
+    for f in sorted(PAPERS_CSV.glob("*.csv")):
+        for i, r in enumerate(_rows(f.name), start=2):
+            m = re.fullmatch(r"papers/([\w.]+\.txt):(\d+)", r["source"])
+            assert m, f"{f.name}:{i}: source {r['source']!r} is not papers/<file>.txt:<line>"
+            path = PAPERS_TXT / m.group(1)
+            if not path.is_file():
+                pytest.skip(f"paper text {path} not present (set FACEEDIT_PAPERS)")
+            line = path.read_text(encoding="utf-8").splitlines()[int(m.group(2)) - 1]
+            assert re.match(rf"\s*{r['table']}\s*[:.]", line), f"{f.name}:{i}: {path}:{m.group(2)} is {line!r}"

@@ -12,8 +12,9 @@ def run(args) -> int:
 
     try:
         results = args.results or [d for d in ("results", "outputs/results") if Path(d).is_dir()] or ["results"]
-        written = render_all(results, args.out, args.papers, charts=not args.no_charts)
-    except (ResultsFileError, PaperTableError) as e:
+        curves = args.curves if args.curves != "none" else None
+        written = render_all(results, args.out, args.papers, charts=not args.no_charts, curves=curves)
+    except (ResultsFileError, PaperTableError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     print(f"rendered {len(written)} files into {args.out}/ (index: {args.out}/README.md)")
@@ -28,4 +29,6 @@ def register(subparsers) -> None:
     p.add_argument("--out", default="leaderboards", help="output folder")
     p.add_argument("--papers", default=None, help="papers' CSVs (default: <out>/papers)")
     p.add_argument("--no-charts", action="store_true", help="skip the PNG charts")
+    p.add_argument("--curves", default="benchmarks/time_to_quality.jsonl",
+                   help="time-to-quality rows counted by the metric validity report (none: only records)")
     p.set_defaults(func=run)

@@ -261,8 +261,11 @@ def render_index(records: list[dict], tables: list[PaperTable], unified: list[st
 
 
 def render_all(results_dir: str | Path | list = "results", out_dir: str | Path = "leaderboards",
-               papers_dir: str | Path | None = None, charts: bool = True) -> list[Path]:
-    """Render every leaderboard file into ``out_dir``; returns the written paths (sorted)."""
+               papers_dir: str | Path | None = None, charts: bool = True,
+               curves: str | Path | None = None) -> list[Path]:
+    """Render every leaderboard file into ``out_dir``; returns the written paths (sorted).
+    ``curves``: the time-to-quality rows (``benchmarks/time_to_quality.jsonl``) that the metric
+    validity report also counts as checkpoints."""
     out_dir = Path(out_dir)
     papers_dir = Path(papers_dir) if papers_dir else out_dir / "papers"
     records = latest_records(load_records(results_dir))
@@ -290,6 +293,6 @@ def render_all(results_dir: str | Path | list = "results", out_dir: str | Path =
                 chart_names.append(path.name)
     from .metric_validity import render as render_validity
 
-    written.append(write_text_atomic(out_dir / "metric_validity.md", render_validity(results_dir)))
+    written.append(write_text_atomic(out_dir / "metric_validity.md", render_validity(results_dir, curves)))
     written.append(write_text_atomic(out_dir / "README.md", render_index(records, tables, unified, chart_names)))
     return sorted(written)
