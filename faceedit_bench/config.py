@@ -118,7 +118,7 @@ class ConfigError(ValueError):
     """A config choice or value the configs do not allow (one line naming the key or file)."""
 
 
-def _check_group_choices(choices: dict[str, str]) -> None:
+def check_group_choices(choices: dict[str, str]) -> None:
     """``--data / --trainer / --profile`` name files under configs/<group>/; say which exist."""
     for group, name in choices.items():
         if not (config_dir() / group / f"{name}.yaml").is_file():
@@ -155,7 +155,7 @@ def compose_config(
     from .methods import get_method_class
 
     get_method_class(method)  # unknown name -> error listing registered methods
-    _check_group_choices({"data": data, "trainer": trainer, "profile": profile})
+    check_group_choices({"data": data, "trainer": trainer, "profile": profile})
     groups = [f"data={data}", f"trainer={trainer}", f"profile={profile}"]
     cfg = _compose(groups)
     if res is None:

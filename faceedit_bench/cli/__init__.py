@@ -77,9 +77,10 @@ def _user_error(e: BaseException) -> bool:
     """A bad config value, checkpoint or weights file: one line on stderr, exit 2, whichever
     command met it (imported only when an error happened: no torch import on the happy path)."""
     from ..config import ConfigError
-    from ..io_utils import CheckpointError, CorruptFileError, UnsafeFileError
 
-    return isinstance(e, (ConfigError, CheckpointError, CorruptFileError, UnsafeFileError))
+    io = sys.modules.get(f"{__package__.rsplit('.', 1)[0]}.io_utils")  # not imported: not its error
+    io_errors = (io.CheckpointError, io.CorruptFileError, io.UnsafeFileError) if io else ()
+    return isinstance(e, (ConfigError, *io_errors))
 
 
 if __name__ == "__main__":

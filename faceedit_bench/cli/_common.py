@@ -37,8 +37,11 @@ def add_run_arguments(p: argparse.ArgumentParser, default_method: str = "identit
 
 def compose_from_args(args: argparse.Namespace):
     """The composed config for a run, with the CLI's flags applied on top."""
-    from ..config import compose_config
+    from ..config import check_group_choices, compose_config
 
+    named = {"profile": args.profile, **({"trainer": args.trainer} if args.trainer else {}),
+             **({"data": args.data} if args.data in ("synth", "celeba", "celebahq") or not Path(args.data).is_dir() else {})}
+    check_group_choices(named)  # before torch is imported: a typo costs no import time
     trainer = args.trainer
     if trainer is None:
         import torch

@@ -13,17 +13,20 @@ from ._common import add_run_arguments, compose_from_args
 
 
 def run(args) -> int:
-    from ..train import fit
-
     if args.ckpt is not None:
         args.overrides.append(f"profile.resume={args.ckpt}")
     if args.out is not None:
         args.overrides.append(f"out_dir={args.out}")
+    try:
+        cfg = compose_from_args(args)  # before torch is imported: a config typo exits at once
+    except (FileNotFoundError, KeyError) as e:
+        print(f"error: {e.args[0] if isinstance(e, KeyError) else e}", file=sys.stderr)
+        return 2
     from ..callbacks import TrainingInterrupted
     from ..methods.contract import RequirementError
+    from ..train import fit
 
     try:
-        cfg = compose_from_args(args)
         print(fit(cfg))
     except TrainingInterrupted as e:
         return e.code
