@@ -484,8 +484,10 @@ def run_bench(cfg: DictConfig, opts: BenchOptions) -> BenchOutcome:
         out.verdict = verdict_rows(cfg, opts, done[1], out.files.get("edit grid"), ckpt)
         return out
     rec = evaluate_method(method, dm, clf, cfg, opts)
+    wandb_id = wl.wandb_run_id(rdir) if logger is not None else None
     rec["run"] = {**rec.get("run", {}), "eval_key": key,
-                  **({"checkpoint": str(ckpt)} if ckpt is not None else {}), **zoo_fields(ckpt)}
+                  **({"checkpoint": str(ckpt)} if ckpt is not None else {}), **zoo_fields(ckpt),
+                  **({"wandb_id": wandb_id} if wandb_id else {})}
     if rec["run"].get("zoo_profile"):
         rec["profile"] = rec["run"].pop("zoo_profile")
     lap("evaluate", f"{rec['n_images']} test images")

@@ -149,3 +149,16 @@ def test_data_may_be_a_celeba_layout_folder(world):
     assert main([*args, "--results", str(world / "results_folder")]) == 0
     rec = _records(world / "results_folder" / "results.jsonl")[-1]
     assert rec["dataset"] == "celeba" and rec["n_images"] == 8
+
+
+def test_record_carries_the_wandb_run_id(world, tmp_path, monkeypatch):
+    """With W&B on (offline), the record names the W&B run it was logged to: the id stored in the
+    run folder, which a resume of that folder continues."""
+    monkeypatch.setenv("WANDB_DIR", str(tmp_path))
+    monkeypatch.setenv("WANDB_SILENT", "true")
+    args = _args(world, "identity", "--wandb-mode", "offline")
+    args[args.index("--results") + 1] = str(tmp_path / "results")
+    assert main(args) == 0
+    rec = _records(tmp_path / "results" / "results.jsonl")[-1]
+    stored = (world / "runs" / "identity_32_celeba_quick" / "wandb_run_id").read_text().strip()
+    assert rec["run"]["wandb_id"] == stored and len(stored) == 8
