@@ -128,14 +128,12 @@ def check_group_choices(choices: dict[str, str]) -> None:
 
 
 def _check_type(key: str, old: Any, new: Any, line: str) -> None:
-    """A ``profile.*`` / ``method.*`` override keeps a number a number and a boolean a boolean
-    (``profile.max_iters=abc`` is refused here, not as a traceback where it is first used);
-    trainer keys pass through as Lightning takes them (``devices=auto``)."""
+    """A ``profile.*`` / ``method.*`` override keeps a number a number (``profile.max_iters=abc``
+    is refused here, not as a traceback where it is first used); flags may take a mode name
+    (``profile.compile=eager``) and trainer keys pass through as Lightning takes them."""
     if not key.startswith(("profile.", "method.")) or not isinstance(new, str) or old is None:
         return
-    if isinstance(old, bool):
-        raise ConfigError(f"override {line!r}: {key} expects true / false, got {new!r}")
-    if isinstance(old, (int, float)):
+    if isinstance(old, (int, float)) and not isinstance(old, bool):  # a flag may take a mode name
         kind = "an integer" if isinstance(old, int) else "a number"
         raise ConfigError(f"override {line!r}: {key} expects {kind}, got {new!r}")
 
