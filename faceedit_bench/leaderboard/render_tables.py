@@ -126,9 +126,10 @@ def render_paper_table(table: PaperTable, records: list[dict]) -> tuple[str, str
     dashes = Footnotes()
     suite_rows = []
     for rec in measured:
-        vals = [dashes.cell(rec, m, fmt(to_unit(m, _metric_value(rec, m), units[m]))) for m in metrics]
+        vals = [fmt(to_unit(m, _metric_value(rec, m), units[m])) for m in metrics]
         (md_rows if rec in beside else suite_rows).append(
-            ["measured", measured_label(rec), rec["dataset"], str(rec["resolution"]), *vals])
+            ["measured", measured_label(rec), rec["dataset"], str(rec["resolution"]),
+             *[dashes.cell(rec, m, v) for m, v in zip(metrics, vals)]])
         csv_rows.append(["measured" if rec in beside else "measured (this suite)", f"{method_label(rec)} (ours)",
                          method_label(rec), rec["dataset"], rec["resolution"], rec.get("profile", ""),
                          protocol_id(rec), *vals])
