@@ -1,8 +1,9 @@
 """``faceedit-bench <command>``: the one entry point; the Makefile only calls this.
 
 Each subcommand lives in its own module here and exposes ``register(subparsers)``, which adds
-its parser and sets ``func`` (called with the parsed args, returning an exit code). Modules are
-discovered, so a new command is one new file.
+its parser and sets ``func`` (called with the parsed args, returning an exit code), and
+``EXAMPLES`` (command lines shown under its ``--help``). Modules are discovered, so a new
+command is one new file.
 """
 from __future__ import annotations
 
@@ -12,9 +13,26 @@ import pkgutil
 import sys
 
 
+class HelpWithDefaults(argparse.RawDescriptionHelpFormatter):
+    """Descriptions as written (the modules' docstrings) and each option's default appended,
+    unless its help already says it or there is none to say."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        d = action.default
+        if ("default" in text or d in (None, False, argparse.SUPPRESS) or d == []
+                or action.option_strings == [] or isinstance(action, argparse._VersionAction)):
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 class OneLineErrors(argparse.ArgumentParser):
     """Usage errors as one line (``faceedit-bench bench: error: ...``) plus where help is,
-    instead of argparse's usage dump."""
+    instead of argparse's usage dump; help with the defaults and the command's examples."""
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("formatter_class", HelpWithDefaults)
+        super().__init__(*args, **kwargs)
 
     def error(self, message: str):  # noqa: D401
         self.exit(2, f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
@@ -49,6 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
             continue
         module = importlib.import_module(f"{__name__}.{info.name}")
         module.register(subparsers)
+        examples = getattr(module, "EXAMPLES", ())
+        if examples and info.name in subparsers.choices:
+            subparsers.choices[info.name].epilog = "examples:\n" + "".join(f"  {e}\n" for e in examples)
     return parser
 
 

@@ -8,6 +8,14 @@ from __future__ import annotations
 
 from ._common import add_run_arguments
 
+#: shown under ``--help``
+EXAMPLES = (
+    'faceedit-bench bench                                   # the Quickstart: STGAN, SynthFaces 64 px',
+    'faceedit-bench bench --method attgan --res 128 --profile quick',
+    'faceedit-bench bench --method stgan --res 256 --data /data/celeba --profile paper --devices 4',
+    'faceedit-bench bench --ckpt zoo:stgan_synth_64 profile.eval_batch_size=64',
+)
+
 
 def add_bench_arguments(p, default_method: str) -> None:
     add_run_arguments(p, default_method=default_method)

@@ -8,6 +8,11 @@ from __future__ import annotations
 
 import sys
 
+#: shown under ``--help``
+EXAMPLES = (
+    'faceedit-bench classifier --data synth --res 64',
+)
+
 
 def run(args) -> int:
     from ..data.datamodule import FaceEditDataModule

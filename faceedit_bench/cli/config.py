@@ -3,6 +3,12 @@ from __future__ import annotations
 
 from ._common import add_run_arguments, compose_from_args
 
+#: shown under ``--help``
+EXAMPLES = (
+    'faceedit-bench config --method maggan --res 256 --profile paper',
+    'faceedit-bench config --method stgan --variant nosuch     # lists the variants',
+)
+
 
 def run(args) -> int:
     from omegaconf import OmegaConf

@@ -11,6 +11,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+#: shown under ``--help``
+EXAMPLES = (
+    'faceedit-bench edit me.jpg --ckpt zoo:attgan_synth_64 --set Blond_Hair=1 --set Eyeglasses=0',
+    'faceedit-bench edit group.jpg --ckpt last.ckpt --face all --set Smiling=1 --out edits/',
+    'faceedit-bench edit me.jpg --method identity --set Blond_Hair=1',
+)
+
 
 class EditError(Exception):
     """A one-line reason the command (or one photo) cannot be edited."""

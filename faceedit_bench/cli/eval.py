@@ -4,6 +4,12 @@ Same data, classifier, evaluator, record and leaderboards as ``bench``, without 
 """
 from __future__ import annotations
 
+#: shown under ``--help``
+EXAMPLES = (
+    'faceedit-bench eval --ckpt outputs/runs/stgan_64_synth_quick/checkpoints/last.ckpt',
+    'faceedit-bench eval --ckpt zoo:attgan_synth_64 --force',
+)
+
 
 def run(args) -> int:
     from ..bench import compose_for_cli, main

@@ -11,6 +11,13 @@ import sys
 
 from ._common import add_run_arguments, compose_from_args
 
+#: shown under ``--help``
+EXAMPLES = (
+    'faceedit-bench fit --method stgan --res 64 --profile quick',
+    'faceedit-bench fit --method attgan --res 128 profile.max_iters=5000 profile.ckpt_every=500',
+    'faceedit-bench fit --method stgan --ckpt outputs/runs/stgan_64_synth_quick/checkpoints/iter_0001000.ckpt',
+)
+
 
 def run(args) -> int:
     if args.ckpt is not None:

@@ -4,6 +4,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+#: shown under ``--help``
+EXAMPLES = (
+    'faceedit-bench leaderboard                            # results/ + outputs/results/ -> leaderboards/',
+    'faceedit-bench leaderboard --results outputs/results --out /tmp/boards --no-charts',
+)
+
 
 def run(args) -> int:
     from ..leaderboard import render_all

@@ -15,6 +15,12 @@ from pathlib import Path
 
 IMAGE_DIRS = ("img_align_celeba", "CelebA-HQ-img")
 
+#: shown under ``--help``
+EXAMPLES = (
+    'faceedit-bench masks --data /data/celeba --res 256 --parser-weights 79999_iter.pth',
+    'faceedit-bench masks --data synth --res 64 --gt',
+)
+
 
 def _image_files(root: Path) -> list[Path]:
     for sub in IMAGE_DIRS:

@@ -1,6 +1,11 @@
 """``faceedit-bench methods``: the registered methods, their resolutions, tracks and needs."""
 from __future__ import annotations
 
+#: shown under ``--help``
+EXAMPLES = (
+    'faceedit-bench methods',
+)
+
 
 def run(args) -> int:
     from ..config import method_resolutions

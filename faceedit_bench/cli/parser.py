@@ -10,6 +10,12 @@ import argparse
 import json
 from pathlib import Path
 
+#: shown under ``--help``
+EXAMPLES = (
+    'faceedit-bench parser train --base 16 --out data/weights/parser_synth.pt',
+    'faceedit-bench parser eval --parser-weights data/weights/parser_synth.pt',
+)
+
 
 def _arrays(args, split: str):
     """(images, labels, indices) for ``split`` from ``--data``."""

@@ -3,6 +3,11 @@ from __future__ import annotations
 
 import sys
 
+#: shown under ``--help``
+EXAMPLES = (
+    'faceedit-bench results results/results.jsonl',
+)
+
 
 def run(args) -> int:
     from ..results import ResultsFileError, read_records

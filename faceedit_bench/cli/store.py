@@ -3,6 +3,12 @@ from __future__ import annotations
 
 import sys
 
+#: shown under ``--help``
+EXAMPLES = (
+    'faceedit-bench store --data synth --res 64',
+    'faceedit-bench store --data /data/celeba --res 128',
+)
+
 
 DATASETS = ("celeba", "celebahq", "synth")
 

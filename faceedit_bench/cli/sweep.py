@@ -19,6 +19,11 @@ import math
 import sys
 from pathlib import Path
 
+#: shown under ``--help``
+EXAMPLES = (
+    'faceedit-bench sweep --method secgan --variant stargan_secgan --key method.model.lambda_sc --values 0.001 0.01 0.1 1',
+)
+
 
 def parse_values(text: str) -> list[str]:
     values = [v.strip() for v in text.split(",") if v.strip()]

@@ -11,6 +11,11 @@ from __future__ import annotations
 import sys
 import time
 
+#: shown under ``--help``
+EXAMPLES = (
+    'faceedit-bench synth --res 128 --n 2000 --out data/synthfaces/n2000_r128',
+)
+
 
 def default_out(n: int, res: int, seed: int = 0) -> str:
     """The export folder the DataModule opens for ``data=synth, synth_n=n`` (seed 0)."""

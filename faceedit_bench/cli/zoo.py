@@ -12,6 +12,12 @@ import sys
 import tempfile
 from pathlib import Path
 
+#: shown under ``--help``
+EXAMPLES = (
+    'faceedit-bench zoo',
+    'faceedit-bench zoo add --ckpt outputs/runs/stgan_64_synth_quick/checkpoints/last.ckpt --name stgan_synth_64 --command "..."',
+)
+
 
 def run_list(args) -> int:
     from ..zoo import ZooError, headline, read_manifest
