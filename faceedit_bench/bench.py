@@ -414,11 +414,20 @@ def print_summary(rec: dict, files: dict[str, Path], seconds: dict[str, float]) 
     t.add_column("metric")
     t.add_column("value", justify="right")
     t.add_column("better")
+    reasons: list[str] = []  # each skipped metric's reason, numbered once (FID / IS / ssFID share one)
     for m in order_metrics(rec["metrics"]):
         v = rec["metrics"][m]
         d = direction(m)
-        t.add_row(m, "—" if v is None else f"{v:.4g}", "" if d is None else ("higher" if d else "lower"))
+        cell = "—" if v is None else f"{v:.4g}"
+        why = (rec.get("protocol") or {}).get(f"{m}_status") if v is None else None
+        if why:
+            reasons += [why] if why not in reasons else []
+            cell = f"— [{reasons.index(why) + 1}]"
+        t.add_row(m, cell, "" if d is None else ("higher" if d else "lower"))
     console.print(t)
+    for i, why in enumerate(reasons, 1):
+        names = [m for m in rec["metrics"] if (rec.get("protocol") or {}).get(f"{m}_status") == why]
+        console.print(f"[{i}] {', '.join(names)} not computed: {why}", markup=False, highlight=False)
     where = Table(title="files", show_header=False)
     for k, p in files.items():
         where.add_row(k, str(p))

@@ -71,6 +71,8 @@ def test_bench_every_method(world, method, capsys):
     assert any(line.startswith(f"| {method} | quick |") for line in table.splitlines())
     assert (world / "lb" / "grids" / f"{method}_celeba_32_quick.png").is_file()
     assert "result record" in out and "tarr" in out  # the printed summary
+    if rec["metrics"].get("fid") is None and rec["protocol"].get("fid_status"):  # says why, once
+        assert out.count("fid, is not computed: ") == 1 and "— [1]" in out
     from faceedit_bench.methods import get_method_class
     from faceedit_bench.methods.adversarial import AdversarialEditor
 
