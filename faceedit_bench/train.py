@@ -144,6 +144,9 @@ def fit(cfg: DictConfig, datamodule: Any = None, logger: Any = None,
     if logger is None:
         logger = build_logger(cfg, out, resume=ckpt is not None)
     t = cfg.trainer
+    from .quiet import install as _quiet_libraries
+
+    _quiet_libraries()
     trainer = pl.Trainer(
         accelerator=t.get("accelerator", "cpu"), devices=t.get("devices", 1),
         num_nodes=t.get("num_nodes", 1), strategy=t.get("strategy", "auto"),

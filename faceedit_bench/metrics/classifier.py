@@ -176,6 +176,9 @@ def train_classifier(datamodule, out, epochs: int = 25, width: int = 16, lr: flo
               enable_checkpointing=False, enable_progress_bar=progress, enable_model_summary=False,
               num_sanity_val_steps=0)
     kw.update(trainer_kwargs or {})
+    from ..quiet import install as _quiet_libraries
+
+    _quiet_libraries()
     trainer = pl.Trainer(**kw)
     trainer.fit(module, train_dataloaders=datamodule.train_dataloader(),
                 val_dataloaders=datamodule.val_dataloader())

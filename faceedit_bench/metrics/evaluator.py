@@ -268,6 +268,9 @@ def evaluate(method, datamodule, classifier=None, *, inception_weights=None, swa
               enable_progress_bar=progress, enable_model_summary=False)
     kw.update(trainer_kwargs or {})
     kw["use_distributed_sampler"] = False
+    from ..quiet import install as _quiet_libraries
+
+    _quiet_libraries()
     trainer = pl.Trainer(**kw)
     trainer.test(module, dataloaders=loader, verbose=False)
     result = module.result

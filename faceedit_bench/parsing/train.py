@@ -334,6 +334,9 @@ def train_parser(images, labels, out_path, *, base: int = 64, input_size: int | 
     dl = DataLoader(ds, batch_size=batch_size, shuffle=sampler is None, sampler=sampler,
                     drop_last=len(ds) > batch_size, num_workers=num_workers,
                     persistent_workers=num_workers > 0)
+    from ..quiet import install as _quiet_libraries
+
+    _quiet_libraries()
     trainer = pl.Trainer(max_steps=steps, max_time=max_time, accelerator=accelerator,
                          devices=devices, precision=precision, logger=False,
                          enable_checkpointing=False, enable_progress_bar=progress,
