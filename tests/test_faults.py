@@ -388,3 +388,20 @@ def test_fault_temp_pattern_matches_every_atomic_writer(tmp_path):
         assert TEMP_NAME.search(name), name
     for name in ("last.ckpt", "results.jsonl", "results.jsonl.lock", "m.npy", "000001.jpg"):
         assert not TEMP_NAME.search(name), name
+
+
+def test_atomic_writes_honour_the_umask(tmp_path):
+    """Files written through a temporary + rename get the mode a plain open() would give (0644
+    under umask 022, 0664 under 002), not mkstemp's 0600."""
+    from faceedit_bench.io_utils import atomic_write_bytes
+    from faceedit_bench.leaderboard.io import write_text_atomic
+
+    old = os.umask(0o022)
+    try:
+        p = atomic_write_bytes(tmp_path / "a.bin", b"x")
+        assert p.stat().st_mode & 0o777 == 0o644
+        os.umask(0o002)
+        q = write_text_atomic(tmp_path / "board.md", "# t\n")
+        assert q.stat().st_mode & 0o777 == 0o664
+    finally:
+        os.umask(old)
