@@ -19,7 +19,7 @@ from typing import Any
 from omegaconf import DictConfig
 
 #: the Quickstart method (``make bench``): see benchmarks/RESULTS.md for its wall time
-QUICKSTART_METHOD = "attgan"  # STGAN edits are noise at CPU budgets (benchmarks/RESULTS.md)
+QUICKSTART_METHOD = "stgan"
 #: the profile of ``make bench`` with no arguments (configs/profile/quickstart.yaml)
 QUICKSTART_PROFILE = "quickstart"
 #: classifier training epochs by profile (the official recipe is 25, reference §2.4)

@@ -57,7 +57,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = OneLineErrors(
         prog="faceedit-bench",
         description="Train and evaluate face attribute editing GANs under one recorded protocol. "
-                    "Quickstart: `faceedit-bench bench` (SynthFaces, AttGAN, 6 CPU-minutes).",
+                    "Quickstart: `faceedit-bench bench` (SynthFaces, STGAN, 6 CPU-minutes).",
     )
     parser.add_argument("--version", action="version", version=version())
     subparsers = parser.add_subparsers(dest="command", metavar="<command>", required=True,

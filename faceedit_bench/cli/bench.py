@@ -10,7 +10,7 @@ from ._common import add_run_arguments
 
 #: shown under ``--help``
 EXAMPLES = (
-    'faceedit-bench bench                                   # the Quickstart: AttGAN, SynthFaces 64 px',
+    'faceedit-bench bench                                   # the Quickstart: STGAN, SynthFaces 64 px',
     'faceedit-bench bench --method attgan --res 128 --profile quick',
     'faceedit-bench bench --method stgan --res 256 --data /data/celeba --profile paper --devices 4',
     'faceedit-bench bench --ckpt zoo:stgan_synth_64 profile.eval_batch_size=64',
