@@ -137,6 +137,23 @@ def classifier_path(dm, opts: BenchOptions) -> Path:
                                    attrs=dm.attrs)
 
 
+def _classifier_from_zoo(path: Path) -> bool:
+    """Copy the zoo's classifier of this store (the one the zoo's records were evaluated with)
+    to ``path``: every SynthFaces record, zoo or not, is then scored by the same classifier."""
+    import shutil
+
+    from . import zoo
+    from .io_utils import atomic_write
+
+    src = zoo.classifier_for(path.name)
+    if src is None:
+        return False
+    with open(src, "rb") as f:
+        atomic_write(path, lambda out: shutil.copyfileobj(f, out))
+    print(f"[bench] attribute classifier from the zoo: {src} -> {path}", flush=True)
+    return True
+
+
 def ensure_classifier(dm, cfg: DictConfig, opts: BenchOptions) -> Path:
     """The attribute classifier of this data; trained when missing on SynthFaces (or on request)."""
     from filelock import FileLock
@@ -147,6 +164,8 @@ def ensure_classifier(dm, cfg: DictConfig, opts: BenchOptions) -> Path:
     if path.is_file():
         return path
     auto = cfg.data.name == "synth"
+    if auto and not opts.classifier_path and _classifier_from_zoo(path):
+        return path
     if not (opts.train_classifier if opts.train_classifier is not None else auto):
         raise BenchError(
             f"no attribute classifier for this {cfg.data.name} store at {path}.\n"

@@ -88,6 +88,42 @@ def resolve(ref: str, root: Path | None = None) -> Path:
     return path
 
 
+def add_classifier(path: Path, root: Path | None = None) -> dict:
+    """Copy the attribute classifier an entry was evaluated with into ``<zoo>/classifiers/``
+    (same file name: ``<data_hash>_<res>[_<attrs>].pt``); returns the entry's ``classifier``
+    field (file and sha256). Shipping it keeps ``eval --ckpt zoo:NAME`` on a fresh clone under
+    the recorded protocol (the classifier's hash is part of it)."""
+    import shutil
+
+    from .io_utils import atomic_write
+    from .parsing.weights import file_sha256
+
+    rel = Path("classifiers") / Path(path).name
+    dst = (root or zoo_dir()) / rel
+    if not dst.is_file() or file_sha256(dst) != file_sha256(path):
+        with open(path, "rb") as src:
+            atomic_write(dst, lambda f: shutil.copyfileobj(src, f))
+    return {"file": rel.as_posix(), "sha256": file_sha256(dst)}
+
+
+def classifier_for(name: str, root: Path | None = None) -> Path | None:
+    """The zoo's verified copy of the classifier file called ``name`` (any entry's
+    ``classifier``), or None when the zoo has none; a copy whose sha256 differs is refused."""
+    from .parsing.weights import file_sha256
+
+    for e in read_manifest(root).values():
+        c = e.get("classifier") or {}
+        if Path(c.get("file", "")).name != name:
+            continue
+        path = (root or zoo_dir()) / c["file"]
+        if not path.is_file():
+            return None
+        if file_sha256(path) != c["sha256"]:
+            raise ZooError(f"{path}: sha256 does not match the zoo manifest's classifier entry; refusing it")
+        return path
+    return None
+
+
 def export_inference(method, path: Path) -> Path:
     """Write ``method``'s inference weights (``inference_nets``; EMA copies under the plain
     name) in fp16 with its constructor arguments; atomic."""

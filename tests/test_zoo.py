@@ -100,3 +100,37 @@ def test_bench_verdict_beside_identity_and_the_zoo_model(trained, tmp_path, monk
     assert main(bench) == 0  # nothing evaluated again
     assert len((tmp_path / "res" / "results.jsonl").read_text().splitlines()) == 3
     assert "does it edit?" in capsys.readouterr().out
+
+
+def test_the_zoo_ships_its_classifier_for_a_fresh_data_folder(trained, tmp_path, monkeypatch, capsys):
+    """``zoo add`` copies the attribute classifier it evaluated with into the zoo; ``eval --ckpt
+    zoo:NAME`` on a data folder without one (a fresh clone) takes it from there, so the record
+    has the entry's protocol id; a changed copy is refused."""
+    from faceedit_bench.leaderboard.load import protocol_id
+
+    root, args, ckpt = trained
+    zoo = tmp_path / "zoo"
+    monkeypatch.setenv("FACEEDIT_ZOO", str(zoo))
+    assert main(["zoo", "add", "--ckpt", str(ckpt), "--name", "stgan_c", "--data-dir", str(root / "data"),
+                 "--results", str(tmp_path / "r0"), "--out", str(tmp_path / "lb0"),
+                 "--command", "faceedit-bench fit --method stgan --res 32 --profile smoke"]) == 0
+    entry = read_manifest(zoo)["stgan_c"]
+    shipped = zoo / entry["classifier"]["file"]
+    assert shipped.is_file() and shipped.parent.name == "classifiers"
+    fresh = tmp_path / "fresh_data"
+    ev = ["eval", "--ckpt", "zoo:stgan_c", "--profile", "smoke", "--no-progress", f"data_dir={fresh}",
+          "--data-dir", str(fresh), "--results", str(tmp_path / "r1"), "--out", str(tmp_path / "lb1"),
+          "data.num_workers=0"]
+    capsys.readouterr()
+    assert main(ev) == 0
+    assert "attribute classifier from the zoo" in capsys.readouterr().out
+    assert (fresh / "classifiers" / shipped.name).read_bytes() == shipped.read_bytes()
+    rec = json.loads((tmp_path / "r1" / "results.jsonl").read_text().splitlines()[-1])
+    assert protocol_id(rec) == protocol_id(entry["record"])
+    data = bytearray(shipped.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    shipped.write_bytes(bytes(data))
+    (fresh / "classifiers" / shipped.name).unlink()
+    ev[ev.index("--results") + 1] = str(tmp_path / "r2")
+    assert main(ev) != 0
+    assert "refusing" in capsys.readouterr().err

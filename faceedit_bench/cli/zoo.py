@@ -51,7 +51,7 @@ def run_add(args) -> int:
     from ..data.synth_export import RENDERER
     from ..results import append_record
     from ..train import load_method
-    from ..zoo import ZooError, export_inference, read_manifest, write_manifest, zoo_dir
+    from ..zoo import ZooError, add_classifier, export_inference, read_manifest, write_manifest, zoo_dir
 
     ckpt_path = Path(args.ckpt)
     run_cfg = ckpt_path.parent.parent / "config.yaml"
@@ -77,7 +77,8 @@ def run_add(args) -> int:
         opts = BenchOptions(data_dir=Path(args.data_dir), results_dir=Path(scratch),
                             leaderboards_dir=Path(args.out), ckpt=out, train=False,
                             progress=False, render=False)
-        rec = run_bench(cfg, opts).record
+        outcome = run_bench(cfg, opts)
+        rec = outcome.record
     rec["run"] = {"zoo": name, "iterations": int(blob.get("faceedit_iteration", 0)),
                   "cpu_hours": _cpu_hours(blob)}
     from ..parsing.weights import file_sha256
@@ -90,6 +91,7 @@ def run_add(args) -> int:
         "config": OmegaConf.to_container(cfg, resolve=True),
         "renderer": RENDERER if rec["dataset"] == "synth" else None,
         "data_hash": rec["protocol"]["data_hash"],
+        "classifier": add_classifier(Path(outcome.files["classifier"]), root),
         "record": rec}
     write_manifest(entries, root)
     append_record(Path(args.results) / "zoo.jsonl", rec)
