@@ -482,7 +482,7 @@ def run_bench(cfg: DictConfig, opts: BenchOptions) -> BenchOutcome:
     had_clf = classifier_path(dm, opts).is_file()
     clf = ensure_classifier(dm, cfg, opts)
     out.files["classifier"] = clf
-    lap("classifier", f"{'reused' if had_clf else 'trained'} {clf}")
+    lap("classifier", f"{'reused' if had_clf else 'ready'} {clf}")  # trained or copied: said above
     parser = ensure_parser(cfg, dm, opts) if opts.train and opts.ckpt is None else None
     if parser is not None:
         out.files["face parser"] = parser
