@@ -154,5 +154,6 @@ def test_rows_of_another_dataset_never_sit_in_a_paper_block(tmp_path):
     assert "| measured | stgan (ours) · celeba 128px" in paper_block
     assert "| measured | stgan (ours) · synth 64px" in suite_block
     assert "— [1]" in suite_block and "- [1] fid: no weights file given (put it at X)" in suite_block
+    assert "our mre: MagGAN eq. 2 as the mean |G(x, flip) - x| over H x W x 3" in t1  # normalisation stated
     csv = (out / "maggan_table1.csv").read_text()
     assert "measured (this suite),stgan (ours),stgan,synth,64" in csv

@@ -23,6 +23,14 @@ from .io import write_text_atomic
 from .load import PaperTable, latest_records, load_paper_tables, load_records, method_label, protocol_id
 
 DASH = "—"
+#: how the suite computes a metric where the papers leave the normalisation open (shown under
+#: every paper table that has measured rows of it)
+METRIC_NOTES = {
+    "mre": ("our mre: MagGAN eq. 2 as the mean |G(x, flip) - x| over H x W x 3 on [0, 1] images, "
+            "outside the parts the flip may change (AR+ / AR- on the source's label map), averaged "
+            "over images per attribute, then over attributes (faceedit_bench/metrics/mre.py; "
+            "hand-computed example in tests/test_metrics_basic.py)"),
+}
 LEGEND_KEYS = ("crop", "resize_filter", "test_intensity", "split", "precision", "devices",
                "data_hash", "commit")
 
@@ -137,6 +145,7 @@ def render_paper_table(table: PaperTable, records: list[dict]) -> tuple[str, str
     for r in table.rows:
         if r["note"] and r["note"] not in notes:
             notes.append(r["note"])
+    notes += [METRIC_NOTES[m] for m in metrics if m in METRIC_NOTES and measured]
     src = table.rows[0]["source"]
     md = [f"# {table.paper} — {table.table}\n",
           f"Published numbers transcribed from `{src}` (`leaderboards/papers/{table.name}.csv`); "
