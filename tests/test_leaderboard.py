@@ -157,3 +157,12 @@ def test_rows_of_another_dataset_never_sit_in_a_paper_block(tmp_path):
     assert "our mre: MagGAN eq. 2 as the mean |G(x, flip) - x| over H x W x 3" in t1  # normalisation stated
     csv = (out / "maggan_table1.csv").read_text()
     assert "measured (this suite),stgan (ours),stgan,synth,64" in csv
+
+
+def test_ambiguous_paper_rows_are_marked_in_the_cell(tmp_path):
+    """SeCGAN's 256 pairs (dataset not recoverable from the paper text) say so in the row itself."""
+    render_all(tmp_path / "no_results", tmp_path / "lb", PAPERS, charts=False)
+    rows = [l for l in (tmp_path / "lb" / "secgan_table1.md").read_text().splitlines() if l.startswith("| paper |")]
+    marked = [l for l in rows if "(ambiguous: see notes)" in l]
+    assert len(marked) == 4 and all("256 block" in l for l in marked)
+    assert not any("ambiguous" in l for l in rows if "128" in l.split("|")[4])

@@ -122,10 +122,12 @@ def render_paper_table(table: PaperTable, records: list[dict]) -> tuple[str, str
     for r in table.rows:
         by_row.setdefault(r["row"], {"row": r, "values": {}})["values"][r["metric"]] = r["value"]
     md_rows, csv_rows = [], []
+    ambiguous = {r["row"] for r in table.rows if r["note"].startswith("AMBIGUOUS")}
     for label, entry in by_row.items():  # the paper's order
         r = entry["row"]
         vals = [entry["values"].get(m, DASH) for m in metrics]
-        md_rows.append(["paper", label, r["dataset"], r["resolution"] or DASH, *vals])
+        shown = f"{label} (ambiguous: see notes)" if label in ambiguous else label
+        md_rows.append(["paper", shown, r["dataset"], r["resolution"] or DASH, *vals])
         csv_rows.append(["paper", label, r["method"], r["dataset"], r["resolution"], "", "", *vals])
     measured = [rec for rec in records if method_label(rec) in table.methods]
     same = {(r["method"], r["dataset"], str(r["resolution"])) for r in table.rows}
