@@ -140,16 +140,13 @@ def classifier_path(dm, opts: BenchOptions) -> Path:
 def _classifier_from_zoo(path: Path) -> bool:
     """Copy the zoo's classifier of this store (the one the zoo's records were evaluated with)
     to ``path``: every SynthFaces record, zoo or not, is then scored by the same classifier."""
-    import shutil
-
     from . import zoo
-    from .io_utils import atomic_write
+    from .io_utils import atomic_copy
 
     src = zoo.classifier_for(path.name)
     if src is None:
         return False
-    with open(src, "rb") as f:
-        atomic_write(path, lambda out: shutil.copyfileobj(f, out))
+    atomic_copy(src, path)
     print(f"[bench] attribute classifier from the zoo: {src} -> {path}", flush=True)
     return True
 

@@ -109,6 +109,14 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     return atomic_write(path, lambda f: f.write(data))
 
 
+def atomic_copy(src: str | os.PathLike, dst: str | os.PathLike) -> Path:
+    """Copy the file ``src`` to ``dst`` through :func:`atomic_write`."""
+    import shutil
+
+    with open(src, "rb") as f:
+        return atomic_write(dst, lambda out: shutil.copyfileobj(f, out))
+
+
 def atomic_torch_save(obj: Any, path: str | os.PathLike) -> Path:
     """``torch.save(obj)`` to ``path`` through :func:`atomic_write`. The bytes depend only on
     ``obj``: torch.save writes to the open file, so the zip's inner folder is always ``archive``

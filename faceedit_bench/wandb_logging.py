@@ -74,11 +74,9 @@ def run_id(run_dir: str | Path, resume: bool) -> str:
 
     new = "".join(secrets.choice(string.ascii_lowercase + string.digits) for _ in range(8))
     if _is_rank_zero():
-        path = Path(run_dir) / RUN_ID_FILE
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text(new + "\n")
-        os.replace(tmp, path)
+        from .io_utils import atomic_write_bytes
+
+        atomic_write_bytes(Path(run_dir) / RUN_ID_FILE, (new + "\n").encode())
     return new
 
 

@@ -93,16 +93,13 @@ def add_classifier(path: Path, root: Path | None = None) -> dict:
     (same file name: ``<data_hash>_<res>[_<attrs>].pt``); returns the entry's ``classifier``
     field (file and sha256). Shipping it keeps ``eval --ckpt zoo:NAME`` on a fresh clone under
     the recorded protocol (the classifier's hash is part of it)."""
-    import shutil
-
-    from .io_utils import atomic_write
+    from .io_utils import atomic_copy
     from .parsing.weights import file_sha256
 
     rel = Path("classifiers") / Path(path).name
     dst = (root or zoo_dir()) / rel
     if not dst.is_file() or file_sha256(dst) != file_sha256(path):
-        with open(path, "rb") as src:
-            atomic_write(dst, lambda f: shutil.copyfileobj(src, f))
+        atomic_copy(path, dst)
     return {"file": rel.as_posix(), "sha256": file_sha256(dst)}
 
 

@@ -107,19 +107,27 @@ def refused_cleanly(e: Exception, path: Path, n_lines: int) -> None:
     assert m.group(1) is None or 1 <= int(m.group(1)) <= max(n_lines, 1), msg
 
 
+def read_or_refuse(tmp_path_factory, name: str, edit, read, stat: str):
+    """Write the edited text to ``fuzz/<name>`` and read it; a refusal must be clean (counted
+    under ``stat``) and gives ``(kind, path, None)``, a parse ``(kind, path, result)``."""
+    kind, text = edit
+    p = tmp_path_factory.getbasetemp() / "fuzz" / name
+    p.parent.mkdir(exist_ok=True)
+    p.write_text(text)
+    try:
+        return kind, p, read(p)
+    except DataFormatError as e:
+        refused_cleanly(e, p, len(text.splitlines()))
+        STATS[stat][f"{kind} refused"] += 1
+        return kind, p, None
+
+
 @given(edit=edits(ATTR_TEXT, (1, len(CELEBA_ATTRS)), 2, True))
 @FUZZ
 def test_fuzz_attr_file(edit, tmp_path_factory):
     """``list_attr_celeba.txt``: every edit is parsed equal to the reference or refused cleanly."""
-    kind, text = edit
-    p = tmp_path_factory.getbasetemp() / "fuzz" / "list_attr_celeba.txt"
-    p.parent.mkdir(exist_ok=True)
-    p.write_text(text)
-    try:
-        t = read_attr_file(p)
-    except DataFormatError as e:
-        refused_cleanly(e, p, len(text.splitlines()))
-        STATS["attr file"][f"{kind} refused"] += 1
+    kind, p, t = read_or_refuse(tmp_path_factory, "list_attr_celeba.txt", edit, read_attr_file, "attr file")
+    if t is None:
         return
     assert t.filenames == NAMES and np.array_equal(t.values, ROWS), f"{kind}: parsed but not the reference"
     STATS["attr file"][f"{kind} parsed equal"] += 1
@@ -130,15 +138,9 @@ def test_fuzz_attr_file(edit, tmp_path_factory):
 def test_fuzz_attr_file_skip_bad(edit, tmp_path_factory):
     """With ``skip_bad``: each kept row has its reference labels, each skipped one names its
     file:line; a bad header is still refused."""
-    kind, text = edit
-    p = tmp_path_factory.getbasetemp() / "fuzz" / "CelebAMask-HQ-attribute-anno.txt"
-    p.parent.mkdir(exist_ok=True)
-    p.write_text(text)
-    try:
-        t = read_attr_file(p, skip_bad=True)
-    except DataFormatError as e:
-        refused_cleanly(e, p, len(text.splitlines()))
-        STATS["attr file, skip_bad"][f"{kind} refused"] += 1
+    kind, p, t = read_or_refuse(tmp_path_factory, "CelebAMask-HQ-attribute-anno.txt", edit,
+                                lambda f: read_attr_file(f, skip_bad=True), "attr file, skip_bad")
+    if t is None:
         return
     for name, row in zip(t.filenames, t.values):
         assert name in NAMES and np.array_equal(row, ROWS[NAMES.index(name)]), f"{kind}: wrong labels for {name}"
@@ -153,18 +155,11 @@ def test_fuzz_attr_file_skip_bad(edit, tmp_path_factory):
 def test_fuzz_partition(edit, tmp_path_factory):
     """``list_eval_partition.txt``: rows parsed with their reference split (a truncation may drop
     rows: the folder-level check refuses that, see test_fuzz_folder) or refused cleanly."""
-    kind, text = edit
-    p = tmp_path_factory.getbasetemp() / "fuzz" / "list_eval_partition.txt"
-    p.parent.mkdir(exist_ok=True)
-    p.write_text(text)
-    # a bad_value edit may write another valid split code (0/1/2): the file then says that split
-    ref = {t[0]: int(t[1]) for t in map(str.split, text.splitlines()) if len(t) == 2 and t[1] in ("0", "1", "2")}
-    try:
-        got = read_partition(p)
-    except DataFormatError as e:
-        refused_cleanly(e, p, len(text.splitlines()))
-        STATS["partition"][f"{kind} refused"] += 1
+    kind, p, got = read_or_refuse(tmp_path_factory, "list_eval_partition.txt", edit, read_partition, "partition")
+    if got is None:
         return
+    # a bad_value edit may write another valid split code (0/1/2): the file then says that split
+    ref = {t[0]: int(t[1]) for t in map(str.split, edit[1].splitlines()) if len(t) == 2 and t[1] in ("0", "1", "2")}
     assert all(ref.get(n) == code for n, (code, _) in got.items()), f"{kind}: a wrong split"
     lost = len(got) < len(NAMES)
     STATS["partition"][f"{kind} {'rows lost (truncated)' if lost else 'parsed as written'}"] += 1
@@ -175,15 +170,9 @@ def test_fuzz_partition(edit, tmp_path_factory):
 def test_fuzz_hq_mapping(edit, tmp_path_factory):
     """``CelebA-HQ-to-CelebA-mapping.txt``: the reference rows (or, truncated, their first ones)
     or refused cleanly; a changed index or file name is never read as another image."""
-    kind, text = edit
-    p = tmp_path_factory.getbasetemp() / "fuzz" / "CelebA-HQ-to-CelebA-mapping.txt"
-    p.parent.mkdir(exist_ok=True)
-    p.write_text(text)
-    try:
-        m = read_hq_mapping(p)
-    except DataFormatError as e:
-        refused_cleanly(e, p, len(text.splitlines()))
-        STATS["hq mapping"][f"{kind} refused"] += 1
+    kind, p, m = read_or_refuse(tmp_path_factory, "CelebA-HQ-to-CelebA-mapping.txt", edit, read_hq_mapping,
+                                "hq mapping")
+    if m is None:
         return
     k = len(m.idx)
     assert m.idx.tolist() == list(range(k)) and m.orig_idx.tolist() == [1000 * i + 5 for i in range(k)]

@@ -178,20 +178,12 @@ def edit_photo(path: Path, method, clf, args, device, warned: list) -> Path:
 
 
 def write_png(rgb, path: Path) -> Path:
-    """Write atomically (temp file beside it, then os.replace)."""
-    import os
-
+    """Write atomically (``io_utils.atomic_write``: temp file beside it, then rename)."""
     from PIL import Image
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        Image.fromarray(rgb).save(tmp, format="PNG")
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()
-    return path
+    from ..io_utils import atomic_write
+
+    return atomic_write(path, lambda f: Image.fromarray(rgb).save(f, format="PNG"))
 
 
 def run(args) -> int:
