@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset
 
+from ..parts import NUM_PARTS
 from ..protocol import DEFAULT_ATTRS, validate_attrs
 from .sampler import ResumableSampler
 from .sources import DEFAULT_SPLIT
@@ -49,8 +50,6 @@ def _gather(arr: np.ndarray, rows: np.ndarray) -> torch.Tensor:
 def _checked_labels(parts: torch.Tensor, store: Store) -> torch.Tensor:
     """A batch's label maps, refused with the file named when a class is outside 0..18 (a max over
     the batch: the check costs nothing beside the gather)."""
-    from ..parts import NUM_PARTS
-
     if parts.numel() and int(parts.max()) >= NUM_PARTS:
         raise ValueError(f"{store.path / 'labels.npy'}: label {int(parts.max())} outside the "
                          f"{NUM_PARTS} face-parser classes 0..{NUM_PARTS - 1}; rebuild it with `faceedit-bench masks`")
