@@ -167,9 +167,9 @@ def remove_records(path: str | os.PathLike, drop) -> int:
         raws = [raw for raw in path.read_bytes().splitlines(keepends=True) if raw.strip()]
         keep = [raw for raw in raws if not drop(json.loads(raw))]
         if len(keep) != len(raws):
-            tmp = path.with_name(f".{path.name}.tmp")
-            tmp.write_bytes(b"".join(keep))
-            os.replace(tmp, path)
+            from .io_utils import atomic_write_bytes  # torch is imported only on this path
+
+            atomic_write_bytes(path, b"".join(keep))
     return len(raws) - len(keep)
 
 
@@ -206,17 +206,19 @@ def upgrade_record(rec: dict) -> dict:
 
 def upgrade_file(path: str | os.PathLike) -> int:
     """Rewrite a results file with every record upgraded (same line order, same JSON layout as
-    :func:`append_record`), atomically; returns the number of records."""
+    :func:`append_record`), atomically and under the appenders' lock; returns the number of
+    records."""
+    from .io_utils import atomic_write_bytes  # torch is imported only on this path
+
     path = Path(path)
-    lines = []
-    for lineno, raw in enumerate(path.read_bytes().splitlines(), start=1):
-        if raw.strip():
-            try:
-                rec = upgrade_record(json.loads(raw))
-            except (json.JSONDecodeError, RecordError) as e:
-                raise ResultsFileError(f"{path}:{lineno}: {e}") from None
-            lines.append(json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n")
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text("".join(lines))
-    os.replace(tmp, path)
+    with FileLock(str(path) + ".lock"):  # no append may land between the read and the rename
+        lines = []
+        for lineno, raw in enumerate(path.read_bytes().splitlines(), start=1):
+            if raw.strip():
+                try:
+                    rec = upgrade_record(json.loads(raw))
+                except (json.JSONDecodeError, RecordError) as e:
+                    raise ResultsFileError(f"{path}:{lineno}: {e}") from None
+                lines.append(json.dumps(rec, sort_keys=True, separators=(",", ":")) + "\n")
+        atomic_write_bytes(path, "".join(lines).encode("utf-8"))
     return len(lines)

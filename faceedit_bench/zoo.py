@@ -51,13 +51,34 @@ def read_manifest(root: Path | None = None) -> dict[str, dict]:
 
 
 def write_manifest(entries: dict[str, dict], root: Path | None = None) -> Path:
-    """Write the manifest atomically (temporary file, then rename), names sorted."""
+    """Write the manifest atomically (:func:`~faceedit_bench.io_utils.atomic_write_bytes`), names
+    sorted. Writers that read, change and write it go through :func:`update_manifest`."""
+    from .io_utils import atomic_write_bytes
+
     path = manifest_path(root)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(dict(sorted(entries.items())), indent=1, sort_keys=True) + "\n")
-    os.replace(tmp, path)
-    return path
+    text = json.dumps(dict(sorted(entries.items())), indent=1, sort_keys=True) + "\n"
+    return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def manifest_lock(root: Path | None = None):
+    """The lock every read-change-write of the manifest holds (``manifest.json.lock``), so two
+    concurrent ``zoo add`` never lose each other's entry."""
+    from filelock import FileLock
+
+    path = manifest_path(root)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return FileLock(str(path) + ".lock")
+
+
+def update_manifest(name: str, value: dict, root: Path | None = None, force: bool = False) -> Path:
+    """Add (or with ``force`` replace) entry ``name`` under :func:`manifest_lock`."""
+    with manifest_lock(root):
+        entries = read_manifest(root)
+        if name in entries and not force:
+            raise ZooError(f"zoo entry {name!r} exists; pass --force to replace it")
+        entries[name] = value
+        return write_manifest(entries, root)
 
 
 def is_zoo_ref(ref: str | os.PathLike | None) -> bool:

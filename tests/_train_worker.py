@@ -1,9 +1,11 @@
 """Subprocess worker for the DDP and resume tests: trains a registered method on a toy set.
 
 ``python tests/_train_worker.py METHOD[,METHOD...] RES OUT MAX_ITERS [--trainer cpu|ddp_cpu2]
-[--kill-at N]`` trains each method in turn (one DDP launch serves them all) under
+[--kill-at N] [--devices D --num-nodes M] [--same-attrs] [--set key=value ...]`` trains each method in turn (one DDP launch serves them all) under
 ``OUT/<method>/`` and saves every rank's final state to ``OUT/<method>/params_rank<r>.pt``; with ``--kill-at`` the process
 SIGKILLs itself when the iteration counter reaches N (after that iteration's checkpoint).
+Launched by ``torchrun`` (one or several nodes), Lightning takes the ranks from its environment;
+``--devices`` / ``--num-nodes`` must then describe that launch.
 """
 from __future__ import annotations
 
@@ -26,9 +28,12 @@ import lightning.pytorch as pl  # noqa: E402
 class ToyFaces(Dataset):
     """Random images with a structured attribute signal (batch dict of DESIGN §3)."""
 
-    def __init__(self, n: int = 48, res: int = 32, n_attrs: int = 13, seed: int = 0) -> None:
+    def __init__(self, n: int = 48, res: int = 32, n_attrs: int = 13, seed: int = 0,
+                 same_attrs: bool = False) -> None:
         g = torch.Generator().manual_seed(seed)
         self.attrs = (torch.rand(n, n_attrs, generator=g) > 0.5).float()
+        if same_attrs:  # every image carries row 0's labels: a batch shuffle of targets is a no-op
+            self.attrs[:] = self.attrs[:1]
         img = torch.rand(n, 3, res, res, generator=g) * 0.5 - 0.25
         img[:, 0] += (self.attrs[:, :1, None] - 0.5)  # attribute 0 shifts the red channel
         self.images = img.clamp(-1, 1)
@@ -70,11 +75,13 @@ class SaveParams(pl.Callback):
 
     def on_train_start(self, trainer, pl_module) -> None:
         self.start = pl_module.iteration  # > 0 when the run resumed
+        self.initial = {k: v.detach().cpu().clone() for k, v in pl_module.named_parameters()}
 
     def on_train_end(self, trainer, pl_module) -> None:
         state = {"params": {k: v.detach().cpu().clone() for k, v in pl_module.named_parameters()},
                  "state": {k: v.detach().cpu().clone() for k, v in pl_module.state_dict().items()},
-                 "iteration": pl_module.iteration, "start_iteration": self.start}
+                 "iteration": pl_module.iteration, "start_iteration": self.start,
+                 "initial": self.initial}
         torch.save(state, self.out / f"params_rank{trainer.global_rank}.pt")
 
 
@@ -89,6 +96,10 @@ def main() -> None:
     p.add_argument("--term-at", type=int, default=None, help="send SIGTERM at this iteration")
     p.add_argument("--ckpt-every", type=int, default=2)
     p.add_argument("--batch-size", type=int, default=2)
+    p.add_argument("--devices", type=int, default=None, help="trainer.devices (per node)")
+    p.add_argument("--num-nodes", type=int, default=None, help="trainer.num_nodes")
+    p.add_argument("--same-attrs", action="store_true", help="every toy image has the same labels")
+    p.add_argument("--set", action="append", default=[], help="extra config override key=value")
     args = p.parse_args()
     for method in args.method.split(","):
         run(method, args, Path(args.out) / method)
@@ -103,7 +114,9 @@ def run(method: str, args, out: Path) -> None:
         f"profile.max_iters={args.max_iters}", f"profile.batch_size={args.batch_size}",
         f"profile.ckpt_every={args.ckpt_every}", "profile.sample_every=0",
         "profile.progress_bar=false", "profile.deterministic=true", "profile.resume=auto",
-        f"out_dir={out}", "+run_name=run", "data.num_workers=0"])
+        f"out_dir={out}", "+run_name=run", "data.num_workers=0", *args.set,
+        *([f"trainer.devices={args.devices}"] if args.devices else []),
+        *([f"trainer.num_nodes={args.num_nodes}"] if args.num_nodes else [])])
     cbs = [SaveParams(out)]
     # the kill callback goes after fit's own checkpoint callback (callbacks run in order)
     if args.kill_at is not None:
@@ -113,7 +126,7 @@ def run(method: str, args, out: Path) -> None:
     from faceedit_bench.callbacks import TrainingInterrupted
 
     try:
-        fit(cfg, datamodule=ToyFaces(res=args.res), logger=False, callbacks=cbs)
+        fit(cfg, datamodule=ToyFaces(res=args.res, same_attrs=args.same_attrs), logger=False, callbacks=cbs)
     except TrainingInterrupted as e:
         sys.exit(e.code)
 

@@ -2,7 +2,7 @@
 
 Runs the evaluator in subprocesses (Lightning's `ddp` launcher re-executes the script per rank),
 on the toy world with an imperfect editor, the trained classifier and tiny stand-in
-Inception/SwAV extractors (the state reduction is what is tested, not the networks), 23 test
+Inception/SwAV extractors (the state reduction is what is tested, not the networks), 101 test
 images so the shards are uneven.
 """
 import json
@@ -27,7 +27,7 @@ devices, out = int(sys.argv[1]), sys.argv[2]
 kw = dict(accelerator="cpu", devices=devices)
 if devices > 1:
     kw["strategy"] = "ddp"
-rec = evaluate(ToyEditor(), ToyDataModule(n_test=23), {clf!r}, inception=TinyInception(), swav=TinySwAV(),
+rec = evaluate(ToyEditor(), ToyDataModule(n_test=101), {clf!r}, inception=TinyInception(), swav=TinySwAV(),
                cache_dir=None, progress=False, trainer_kwargs=kw)
 if int(__import__("os").environ.get("LOCAL_RANK", 0)) == 0:
     json.dump(rec, open(out, "w"))
@@ -55,13 +55,13 @@ def test_ddp_two_processes_equal_one(tmp_path_factory, tmp_path):
     from _metrics_toy import TinyInception, TinySwAV, ToyDataModule, ToyEditor
     from faceedit_bench.metrics.evaluator import evaluate
 
-    one = evaluate(ToyEditor(), ToyDataModule(n_test=23), str(clf), inception=TinyInception(),
+    one = evaluate(ToyEditor(), ToyDataModule(n_test=101), str(clf), inception=TinyInception(),
                    swav=TinySwAV(), cache_dir=None, progress=False,
                    trainer_kwargs={"accelerator": "cpu", "devices": 1})
     one = json.loads(json.dumps(one))
     two = _run(script, 2, tmp_path / "two.json")
     assert one["protocol"]["devices"] == 1 and two["protocol"]["devices"] == 2
-    assert one["n_images"] == two["n_images"] == 23
+    assert one["n_images"] == two["n_images"] == 101
     assert set(one["metrics"]) == set(two["metrics"])
     for key in ("tarr", "mre", "fid", "is", "ssfid", "fid_clf", "psnr", "ssim", "cf_l1", "cf_l1_in"):
         assert one["metrics"][key] is not None, key

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import hashlib
+import multiprocessing as mp
 from pathlib import Path
 
 import pytest
@@ -126,6 +127,40 @@ def test_render_is_deterministic(tmp_path):
 
     a, b = digest(tmp_path / "a"), digest(tmp_path / "b")
     assert a == b and "unified_synth_64.md" in a and "unified_synth_32.md" in a
+
+
+def _render_repeatedly(results: str, out: str, times: int) -> None:
+    for _ in range(times):
+        render_all(Path(results), Path(out), PAPERS)
+
+
+def test_concurrent_renders_never_expose_a_partial_file(tmp_path):
+    """Two processes re-render the same folder while this one reads it: every file read is
+    complete (equal to a render done alone), and no temporary file is left."""
+    results = tmp_path / "results"
+    _write(results, available()[0], 0.6, 0.3)
+    reference = {p.name: p.read_bytes() for p in render_all(results, tmp_path / "ref", PAPERS)
+                 if p.suffix == ".md"}
+    shared = tmp_path / "shared"
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_render_repeatedly, args=(str(results), str(shared), 4)) for _ in range(2)]
+    for p in procs:
+        p.start()
+    reads = 0
+    while any(p.is_alive() for p in procs):
+        for name, want in reference.items():
+            try:
+                got = (shared / name).read_bytes()
+            except FileNotFoundError:  # not rendered yet
+                continue
+            reads += 1
+            assert got == want, f"{name}: partial or different content seen by a reader"
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    assert reads > 0
+    assert not [p for p in shared.rglob("*") if p.name.endswith(".tmp")]
+    assert {n: (shared / n).read_bytes() for n in reference} == reference
 
 
 def test_bad_papers_csv_names_file_and_line(tmp_path):

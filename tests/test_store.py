@@ -1,4 +1,5 @@
 """The decoded store: contents, manifest/hash, reuse, atomic writes, --skip-bad, mask sources."""
+import os
 import json
 
 import numpy as np
@@ -205,3 +206,25 @@ def test_parser_masks_store(tmp_path):
                                    progress=False, device="cpu"))
     np.testing.assert_array_equal(st.labels, ref)
     assert _leftovers(tmp_path) == []
+
+
+def test_concurrent_builders_build_one_store(tmp_path):
+    """Two `store` commands on one fresh folder at once: SynthFaces rendered once, the store built
+    once (the other reuses it), both report the same hash, and no temporary folder is left."""
+    import subprocess
+    import sys
+
+    cmd = [sys.executable, "-m", "faceedit_bench.cli", "store", "--data", "synth", "--res", "32",
+           "--synth-n", "24", "--workers", "1"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen(cmd, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True, env=env) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    hashes = {line.rsplit("hash ", 1)[1] for o, _ in outs for line in o.splitlines()
+              if line.startswith("store ")}
+    assert len(hashes) == 1
+    stores = tmp_path / "data" / "stores"
+    assert [p.name for p in stores.iterdir() if p.is_dir()] == ["synth_n24_r32_none_gt"]
+    leftovers = [p for p in tmp_path.rglob("*") if ".tmp" in p.name]
+    assert not leftovers, leftovers

@@ -134,3 +134,34 @@ def test_the_zoo_ships_its_classifier_for_a_fresh_data_folder(trained, tmp_path,
     ev[ev.index("--results") + 1] = str(tmp_path / "r2")
     assert main(ev) != 0
     assert "refusing" in capsys.readouterr().err
+
+
+def _add_entries(root: str, worker: int, n: int) -> None:
+    from pathlib import Path
+
+    from faceedit_bench.zoo import update_manifest
+
+    for i in range(n):
+        update_manifest(f"m{worker}_{i}", {"file": f"m{worker}_{i}.pt", "sha256": "0" * 64}, Path(root))
+
+
+def test_concurrent_adds_lose_no_entry(tmp_path):
+    """4 processes x 5 read-change-write updates of one manifest -> all 20 entries (the lock);
+    a second add of an existing name is refused unless forced."""
+    import multiprocessing as mp
+
+    from faceedit_bench.zoo import update_manifest
+
+    ctx = mp.get_context("spawn")
+    procs = [ctx.Process(target=_add_entries, args=(str(tmp_path), w, 5)) for w in range(4)]
+    for p in procs:
+        p.start()
+    for p in procs:
+        p.join(120)
+        assert p.exitcode == 0
+    assert sorted(read_manifest(tmp_path)) == sorted(f"m{w}_{i}" for w in range(4) for i in range(5))
+    with pytest.raises(ZooError, match="'m0_0' exists"):
+        update_manifest("m0_0", {"file": "x.pt"}, tmp_path)
+    update_manifest("m0_0", {"file": "x.pt"}, tmp_path, force=True)
+    assert read_manifest(tmp_path)["m0_0"] == {"file": "x.pt"}
+    assert not list(tmp_path.glob("*.tmp"))

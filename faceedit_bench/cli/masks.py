@@ -74,15 +74,14 @@ def run(args) -> int:
     if args.images_only or not _store_available():
         if masks == "gt":
             raise SystemExit("masks --gt needs the data store (faceedit_bench.data.store)")
+        from ..io_utils import atomic_write_bytes
         from ..parsing.precompute import precompute_masks
 
         files = _image_files(root)
         out = Path(args.out or root / f"parser_labels_{args.res}.npy")
         out.parent.mkdir(parents=True, exist_ok=True)
         listing = out.with_name(out.name + ".files.txt")
-        tmp = listing.with_name(listing.name + ".tmp")
-        tmp.write_text("".join(f"{p.name}\n" for p in files))
-        os.replace(tmp, listing)
+        atomic_write_bytes(listing, "".join(f"{p.name}\n" for p in files).encode("utf-8"))
         precompute_masks(files, weights, out, res=args.res, batch_size=args.batch_size,
                          device=args.device, overwrite=args.overwrite)
         print(f"label maps -> {out} ({len(files)} images; file order in {listing})")

@@ -51,7 +51,7 @@ def run_add(args) -> int:
     from ..data.synth_export import RENDERER
     from ..results import append_record
     from ..train import load_method
-    from ..zoo import ZooError, add_classifier, export_inference, read_manifest, write_manifest, zoo_dir
+    from ..zoo import ZooError, add_classifier, export_inference, read_manifest, update_manifest, zoo_dir
 
     ckpt_path = Path(args.ckpt)
     run_cfg = ckpt_path.parent.parent / "config.yaml"
@@ -83,7 +83,7 @@ def run_add(args) -> int:
                   "cpu_hours": _cpu_hours(blob)}
     from ..parsing.weights import file_sha256
 
-    entries[name] = {
+    entry = {
         "file": out.name, "sha256": file_sha256(out), "method": rec["method"],
         "variant": rec.get("variant"), "resolution": rec["resolution"], "dataset": rec["dataset"],
         "profile": rec.get("profile"), "iterations": rec["run"]["iterations"],
@@ -93,7 +93,11 @@ def run_add(args) -> int:
         "data_hash": rec["protocol"]["data_hash"],
         "classifier": add_classifier(Path(outcome.files["classifier"]), root),
         "record": rec}
-    write_manifest(entries, root)
+    try:
+        update_manifest(name, entry, root, force=args.force)
+    except ZooError as e:  # another writer added the name meanwhile
+        print(f"error: {e}", file=sys.stderr)
+        return 2
     append_record(Path(args.results) / "zoo.jsonl", rec)
     print(f"zoo entry {name!r}: {out} ({out.stat().st_size / 1e6:.1f} MB), record in "
           f"{Path(args.results) / 'zoo.jsonl'}")

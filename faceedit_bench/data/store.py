@@ -223,6 +223,22 @@ def build_store(source_root, out_dir, dataset: str, res: int, crop: str | None =
                 split: str | None = None, resize_filter: str = "bicubic",
                 workers: int | None = None, overwrite: bool = False,
                 progress: bool = False, chunk: int = 256) -> Path:
+    """:func:`_build_store` under a lock beside ``out_dir`` (``<name>.build.lock``): concurrent
+    builders of one store build it once, the others reuse it."""
+    from filelock import FileLock
+
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out_dir.parent / f"{out_dir.name}.build.lock")):
+        return _build_store(source_root, out_dir, dataset, res, crop, masks, parser_weights,
+                            skip_bad, split, resize_filter, workers, overwrite, progress, chunk)
+
+
+def _build_store(source_root, out_dir, dataset: str, res: int, crop: str | None = None,
+                masks: str = "gt", parser_weights=None, skip_bad: bool = False,
+                split: str | None = None, resize_filter: str = "bicubic",
+                workers: int | None = None, overwrite: bool = False,
+                progress: bool = False, chunk: int = 256) -> Path:
     """Decode ``source_root`` into a store at ``out_dir`` (returned); reuses a finished one.
 
     ``crop``: a key of ``protocol.CROPS`` (default per dataset: celeba attgan170, else none);

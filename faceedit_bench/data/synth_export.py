@@ -195,6 +195,18 @@ def _write_chunk_rows(path: Path, arrays: dict) -> None:
 
 def export_synthfaces(out_dir, n: int, res: int, seed: int = 0, progress: bool = True,
                       workers: int | None = None, compile: bool = False) -> Path:
+    """:func:`_export_synthfaces` under a lock beside ``out_dir`` (``<name>.export.lock``):
+    concurrent exporters of one folder render it once."""
+    from filelock import FileLock
+
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(out.parent / f"{out.name}.export.lock")):
+        return _export_synthfaces(out, n, res, seed, progress, workers, compile)
+
+
+def _export_synthfaces(out_dir, n: int, res: int, seed: int = 0, progress: bool = True,
+                      workers: int | None = None, compile: bool = False) -> Path:
     """Write ``n`` SynthFaces images at ``res`` px in the CelebA layout under ``out_dir``.
 
     Returns ``out_dir``. Idempotent: a complete export with the same (n, res, seed) returns at
