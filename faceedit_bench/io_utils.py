@@ -83,23 +83,53 @@ def _new_file_mode() -> int:
     return 0o666 & ~mask
 
 
+class _RecordingWriter:
+    """A binary file that remembers the ``OSError`` of a failed write (torch's C++ zip writer
+    swallows it and reports only a position mismatch); everything else is the file's."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self._f, self.error = f, None
+
+    def write(self, data) -> int:
+        try:
+            return self._f.write(data)
+        except OSError as e:
+            self.error = e
+            raise
+
+    def __getattr__(self, name: str):
+        return getattr(self._f, name)
+
+
 def atomic_write(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> Path:
     """Call ``write(f)`` on a temporary file beside ``path``, fsync, then ``os.replace``: a kill
     never leaves a half-written ``path``. The temporary file (``<name>.<host>.<pid>.<random>.tmp``)
     of a writer killed before its rename is removed by the next write of the same target."""
+    from .resource_errors import is_resource_error, naming
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _remove_stale_temps(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{_temp_prefix(path)}{os.getpid()}.", suffix=".tmp")
+    tmp = out = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        _remove_stale_temps(path)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f"{_temp_prefix(path)}{os.getpid()}.", suffix=".tmp")
         os.fchmod(fd, _new_file_mode())  # mkstemp makes 0600; a plain open() would honour the umask
         with os.fdopen(fd, "wb") as f:
-            write(f)
+            out = _RecordingWriter(f)
+            write(out)
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as e:  # disk full, size limit, read-only: the target is untouched
+        if is_resource_error(e):
+            raise naming(e, path) from None
+        raise
+    except RuntimeError:  # torch.save's zip writer turns a failed write into "unexpected pos"
+        if out is not None and out.error is not None and is_resource_error(out.error):
+            raise naming(out.error, path) from None
+        raise
     finally:
-        if os.path.exists(tmp):
+        if tmp is not None and os.path.exists(tmp):
             os.unlink(tmp)
     return path
 

@@ -17,6 +17,8 @@ from typing import Any, Iterator
 
 from filelock import FileLock
 
+from .resource_errors import naming
+
 SCHEMA_VERSION = 2
 #: the track of every schema-1 record (there was no other)
 V1_TRACK = "attribute_flip"
@@ -146,13 +148,19 @@ def append_record(path: str | os.PathLike, rec: dict) -> None:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
-        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
         try:
-            written = os.write(fd, line)
-            if written != len(line):  # never leave a partial line: roll it back
-                os.ftruncate(fd, os.fstat(fd).st_size - written)
-                raise OSError(f"{path}: short write ({written} of {len(line)} bytes)")
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+        except OSError as e:
+            raise naming(e, path) from None
+        try:
+            start = os.fstat(fd).st_size
+            rest = memoryview(line)
+            while rest:  # a short write (size limit reached) is followed by the one that fails
+                rest = rest[os.write(fd, rest):]
             os.fsync(fd)
+        except OSError as e:  # never leave a partial line: roll it back
+            os.ftruncate(fd, start)
+            raise naming(e, path) from None
         finally:
             os.close(fd)
 

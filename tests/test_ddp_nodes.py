@@ -1,6 +1,8 @@
-"""Multi-node DDP on one machine: a 2-node loopback ``torchrun`` (1 process per node) trains to
-bit-identical parameters as a 1-node 2-process ``torchrun``, and both match a 1-process run with
-the same global batch.
+"""Multi-node DDP on one machine: a 2-node loopback ``torchrun`` (1 process per node) and two
+"nodes" started the way ``make bench DEVICES=1 NODES=2`` is on each node (Lightning's own launcher,
+``NODE_RANK`` / ``MASTER_ADDR`` / ``MASTER_PORT`` in the environment) train to bit-identical
+parameters as a 1-node 2-process ``torchrun``, and all match a 1-process run with the same global
+batch.
 
 Tolerances. 2 nodes vs 1 node: the same world (2 ranks, same global ranks, same per-rank random
 draws, same gloo all-reduce), so ``torch.equal``. DDP vs 1 process: the suite's sample stream
@@ -44,8 +46,8 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _env() -> dict:
-    return {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled"}
+def _env(**extra: str) -> dict:
+    return {**os.environ, "OMP_NUM_THREADS": "1", "WANDB_MODE": "disabled", **extra}
 
 
 def _check(proc) -> None:
@@ -59,30 +61,39 @@ def _params(out: Path, rank: int) -> dict:
     return state["params"]
 
 
+def _two_nodes(argv_of, env_of) -> None:
+    """Start node 0 and node 1 at once; both must exit 0."""
+    nodes = [subprocess.Popen(argv_of(r), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              env=env_of(r), cwd=ROOT) for r in range(2)]
+    for p in nodes:
+        out, err = p.communicate(timeout=300)
+        assert p.returncode == 0, out[-2000:] + err[-3000:]
+
+
 def test_two_nodes_equal_one_node_equal_one_process(tmp_path):
-    one, node1, node2 = tmp_path / "one", tmp_path / "node1", tmp_path / "node2"
+    one, node1, node2, env2 = (tmp_path / n for n in ("one", "node1", "node2", "env2"))
     _check(subprocess.run([sys.executable, *_args(one, "--batch-size", "4")], capture_output=True,
                           text=True, timeout=300, env=_env(), cwd=ROOT))
     _check(subprocess.run([*TORCHRUN, "--standalone", "--nproc-per-node", "2",
                            *_args(node1, "--trainer", "ddp_cpu2", "--batch-size", "2")],
                           capture_output=True, text=True, timeout=300, env=_env(), cwd=ROOT))
+    two_nodes = ["--trainer", "ddp_cpu2", "--devices", "1", "--num-nodes", "2", "--batch-size", "2"]
     port = _free_port()
-    nodes = [subprocess.Popen([*TORCHRUN, "--nnodes", "2", "--nproc-per-node", "1", "--node-rank", str(r),
-                               "--master-addr", "127.0.0.1", "--master-port", str(port),
-                               *_args(node2, "--trainer", "ddp_cpu2", "--devices", "1", "--num-nodes", "2",
-                                      "--batch-size", "2")],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(), cwd=ROOT)
-             for r in range(2)]
-    for p in nodes:
-        p.stdout_text, p.stderr_text = p.communicate(timeout=300)
-        assert p.returncode == 0, p.stdout_text[-2000:] + p.stderr_text[-3000:]
+    _two_nodes(lambda r: [*TORCHRUN, "--nnodes", "2", "--nproc-per-node", "1", "--node-rank", str(r),
+                          "--master-addr", "127.0.0.1", "--master-port", str(port), *_args(node2, *two_nodes)],
+               lambda r: _env())
+    port = _free_port()
+    _two_nodes(lambda r: [sys.executable, *_args(env2, *two_nodes)],
+               lambda r: _env(NODE_RANK=str(r), MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port)))
 
     ref = _params(one, 0)
-    for out in (node1, node2):
+    for out in (node1, node2, env2):
         r0, r1 = _params(out, 0), _params(out, 1)
         assert all(torch.equal(r0[k], r1[k]) for k in r0), f"{out.name}: ranks diverged"
-    a, b = _params(node1, 0), _params(node2, 0)
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), "2 nodes != 1 node x 2"
+    a = _params(node1, 0)
+    for out in (node2, env2):
+        b = _params(out, 0)
+        assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a), f"{out.name} != 1 node x 2"
 
     first = "G.main.0.weight"  # in-channels: 3 image, then the tiled labels
     assert ref[first].shape[1] == 3 + 13

@@ -82,8 +82,15 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if rest:
         args.overrides = [*args.overrides, *rest]
+    return run_command(args.func, args)
+
+
+def run_command(func, args) -> int:
+    """``func(args)`` with the CLI's error handling: Ctrl-C 130; a user error (bad config value,
+    checkpoint, weights file) one line and 2; a resource fault (disk full, read-only) one line
+    and 1."""
     try:
-        return int(args.func(args) or 0)
+        return int(func(args) or 0)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
@@ -92,6 +99,13 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(f"error: {e}", file=sys.stderr)
         return 2
+    except OSError as e:
+        from ..resource_errors import is_resource_error, one_line
+
+        if not is_resource_error(e):
+            raise
+        print(f"error: {one_line(e)}", file=sys.stderr)
+        return 1
 
 
 def _user_error(e: BaseException) -> bool:

@@ -26,6 +26,7 @@ import numpy as np
 from ..protocol import CELEBA_ATTRS, CROPS, file_hash, stable_hash
 from .celeba import RESIZE_FILTERS, DataFormatError, crop_box, crop_resize, load_rgb
 from .celebamask import index_mask_dir, merge_part_masks
+from ..resource_errors import is_resource_error, naming
 from .sources import SPLIT_CODES, Source, open_source
 
 FORMAT = "faceedit-store/1"
@@ -345,8 +346,10 @@ def _build_store(source_root, out_dir, dataset: str, res: int, crop: str | None 
             shutil.rmtree(old, ignore_errors=True)
         else:
             os.replace(tmp, out_dir)
-    except BaseException:
+    except BaseException as e:
         shutil.rmtree(tmp, ignore_errors=True)
+        if is_resource_error(e, write_only=True):  # disk full / size limit: name the store, not a temp file
+            raise naming(e, out_dir) from None
         raise
     return out_dir
 
