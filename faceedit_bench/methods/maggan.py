@@ -125,6 +125,8 @@ class MagGAN(STGAN):
         self.mask_smooth, self.blend, self.recon_mix = int(mask_smooth), bool(blend), float(recon_mix)
         self.mask_res = int(mask_res) if mask_res else None
         self.seg_branch = segmentation == "branch"
+        #: the segmentation branch predicts the conditioning masks at test time too
+        self.inference_nets = ("G", "S") if self.seg_branch else ("G",)
         self.ar_table = validate_ar_table(ar_table) if ar_table else AR_TABLE
         super().__init__(*args, **kwargs)
 

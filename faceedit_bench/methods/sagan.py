@@ -96,6 +96,7 @@ class SaGAN(AdversarialEditor):
     encoding = "stargan"            # raw {0, 1} labels
     paper_test_intensity = 1.0
     ema_default = ("AMN", "SAN")
+    inference_nets = ("AMN", "SAN")  # eq. 7
 
     def __init__(self, attrs: Sequence[str] = DEFAULT_ATTRS, res: int = 128,
                  attribute: str | None = None, multi: bool = False,

@@ -116,6 +116,7 @@ class SeCGAN(AdversarialEditor):
     encoding = "stgan"          # y_trg - y_src (= stgan_train_diff with thres_int 0.5)
     paper_test_intensity = 1.0
     ema_default = ("G_rgb",)
+    inference_nets = ("G_rgb",)     # G_seg is not needed at inference (§3)
     paper_crop = "center178"
 
     def __init__(self, *args, backbone: str = "stargan", arm: str = "secgan",
