@@ -2,7 +2,8 @@
 checkpoints along the way (metrics vs training CPU-minutes).
 
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/time_to_quality.py --method stgan --tag base \\
-        [--cpu-minutes 60] [--eval-every 5] [--profile quick] [--out /work/runs_ttq/ttq] [key=value ...]
+        [--cpu-minutes 60] [--eval-every 5] [--profile quick] [--variant V] [--out /work/runs_ttq/ttq]
+        [key=value ...]
     .venv/bin/python benchmarks/time_to_quality.py --method identity     # the identity baseline
     .venv/bin/python benchmarks/time_to_quality.py --method stgan --plot  # plot + targets only
 
@@ -114,11 +115,15 @@ def save_grid(method, dm, path: Path, recal: int = 0) -> None:
         recalibrate_bn(method, dm, recal)
     b = next(iter(dm.test_dataloader()))
     x, a = b["image"][:4], b["attrs"][:4].float()
-    grid = method.sample_grid(x, a).view(4, 2 + method.n_attrs, *x.shape[1:])
-    truth = torch.cat([x[:, None], x[:, None], b["cf_image"][:4]], 1)
+    grid = method.sample_grid(x, a)
+    grid = grid.view(4, grid.size(0) // 4, *x.shape[1:])
+    cf = b["cf_image"][:4]
+    if grid.size(1) == 2 + 2 * method.n_attrs:  # a flip and its attention mask per attribute (SaGAN)
+        cf = torch.stack([cf, torch.zeros_like(cf)], 2).flatten(1, 2)
+    truth = torch.cat([x[:, None], x[:, None], cf], 1)
     rows = torch.stack([grid, truth], 1).flatten(0, 2)
     path.parent.mkdir(parents=True, exist_ok=True)
-    save_image(make_grid((rows + 1) / 2, nrow=2 + method.n_attrs, padding=1).clamp(0, 1), path)
+    save_image(make_grid((rows + 1) / 2, nrow=grid.size(1), padding=1).clamp(0, 1), path)
 
 
 def rec_l1(method, dm) -> float:
@@ -252,6 +257,7 @@ def main() -> int:
     p.add_argument("--method", required=True)
     p.add_argument("--tag", default="default", help="run name suffix: <out>/<method>_<tag>")
     p.add_argument("--profile", default="quick")
+    p.add_argument("--variant", default=None, help="a variant of the method's config (e.g. sagan multi)")
     p.add_argument("--cpu-minutes", type=float, default=60.0)
     p.add_argument("--eval-every", type=float, default=5.0, help="CPU-minutes between evaluations")
     p.add_argument("--out", default="/work/runs_ttq/ttq")
@@ -285,14 +291,14 @@ def main() -> int:
 
     base = ["data.num_workers=0", "profile.progress_bar=false", f"out_dir={args.out}",
             f"+run_name={args.method}_{args.tag}", "profile.sample_every=0", *args.overrides]
-    cfg = compose_config(args.method, 64, profile=args.profile, overrides=base)
+    cfg = compose_config(args.method, 64, profile=args.profile, variant=args.variant, overrides=base)
     batch = int(train_settings(cfg)["batch_size"]) if args.method != "identity" else 32
     dm = build_datamodule(cfg, batch)
     dm.prepare_data()
     dm.setup("fit")
     clf = ensure_classifier(dm, cfg, BenchOptions(data_dir=data_dir(cfg), classifier_epochs=4,
                                                   progress=False))
-    meta = {"method": args.method, "tag": args.tag, "profile": args.profile,
+    meta = {"method": args.method, "tag": args.tag, "profile": args.profile, "variant": args.variant,
             "overrides": args.overrides, "threads": torch.get_num_threads(),
             "command": " ".join(["benchmarks/time_to_quality.py", *sys.argv[1:]])}
 
@@ -337,7 +343,7 @@ def main() -> int:
         # last.ckpt of a finished run has epoch 1 and resumes into "max_epochs=1 reached";
         # the mark checkpoints are saved mid-epoch and resume (see the report / train.py bug)
         resume = [f"profile.resume={marks[-1]}"]
-    cfg = compose_config(args.method, 64, profile=args.profile, overrides=[
+    cfg = compose_config(args.method, 64, profile=args.profile, variant=args.variant, overrides=[
         *base, f"profile.max_cpu_minutes={args.cpu_minutes}", *resume])
     fit(cfg, datamodule=dm, callbacks=[CPUMarks(args.eval_every * 60, ckdir, run_point)])
     print(plot(args.method, read_rows()))

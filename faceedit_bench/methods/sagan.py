@@ -32,7 +32,11 @@ config variants ``eyeglasses`` / ``mouth_slightly_open`` / ``no_beard`` / ``smil
 Multi-attribute variant (``multi: true``, config variant ``multi``; not in the paper, whose
 future work it is): AMN and D condition on / classify the whole label vector, one SAN shared by
 every attribute; training targets flip one random attribute per row with the conflict rules of
-the evaluation (``multi_targets: flip_one``) or shuffle the batch's labels (``shuffle``).
+the evaluation (``multi_targets: flip_one``) or shuffle the batch's labels (``shuffle``). A SAN
+that sees only the image must open one mask for every attribute, and the identity term (λ2 = 100
+on ``G(x, c)``) then pulls that shared mask shut: ``san_condition: change`` (not in the paper)
+feeds SAN the requested change ``c_trg - c`` too, so the mask can follow the attribute and close
+only when nothing is asked.
 
 Paper vs port (elvisyjlin/SpatialAttentionGAN; implementations.md §4; no official code):
 
@@ -69,6 +73,7 @@ from .contract import EditResult, Phase
 from .targets import shuffled_targets, stargan_test_labels
 
 MULTI_TARGETS = ("flip_one", "shuffle")
+SAN_CONDITIONS = ("none", "change")
 
 
 def _bce(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -100,12 +105,15 @@ class SaGAN(AdversarialEditor):
 
     def __init__(self, attrs: Sequence[str] = DEFAULT_ATTRS, res: int = 128,
                  attribute: str | None = None, multi: bool = False,
-                 multi_targets: str = "flip_one", **kwargs) -> None:
+                 multi_targets: str = "flip_one", san_condition: str = "none", **kwargs) -> None:
         attrs = validate_attrs(list(attrs))
         self.multi = bool(multi)
         if multi_targets not in MULTI_TARGETS:
             raise ValueError(f"sagan: multi_targets {multi_targets!r}; expected one of {MULTI_TARGETS}")
         self.multi_targets = multi_targets
+        if san_condition not in SAN_CONDITIONS:
+            raise ValueError(f"sagan: san_condition {san_condition!r}; expected one of {SAN_CONDITIONS}")
+        self.san_condition = san_condition
         if attribute is None and not self.multi:
             if len(attrs) != 1:
                 raise ValueError(f"sagan: one model per attribute; set method.model.attribute=<name> "
@@ -154,7 +162,8 @@ class SaGAN(AdversarialEditor):
         from ..nets.sagan import SaganAMN, SaganDiscriminator, SaganSAN
 
         return {"AMN": SaganAMN(**{**nets.get("AMN", {}), "n_labels": self.n_labels}),
-                "SAN": SaganSAN(**nets.get("SAN", {})),
+                "SAN": SaganSAN(**{**nets.get("SAN", {}),
+                                   "n_change": self.n_labels if self.san_condition == "change" else 0}),
                 "D": SaganDiscriminator(**{**nets.get("D", {}), "n_labels": self.n_labels,
                                            "image_size": self.res})}
 
@@ -164,14 +173,15 @@ class SaGAN(AdversarialEditor):
                 Phase("G", ("AMN", "SAN"), "g_loss", lr=self.lr_g)]
 
     # ----------------------------------------------------------------- generator
-    def compose(self, x: torch.Tensor, c: torch.Tensor, inference: bool = False
+    def compose(self, x: torch.Tensor, c: torch.Tensor, c_src: torch.Tensor, inference: bool = False
                 ) -> tuple[torch.Tensor, torch.Tensor]:
-        """``(y, m)``: eq. 7 with ``AMN(x, c)`` and ``m = SAN(x)`` (EMA copies when ``inference``)."""
+        """``(y, m)``: eq. 7 with ``AMN(x, c)`` and ``m = SAN(x)`` (EMA copies when ``inference``);
+        ``m = SAN(x, c - c_src)`` with ``san_condition: change``."""
         from ..nets.sagan import sagan_compose
 
         amn = self.inference("AMN") if inference else self.net("AMN")
         san = self.inference("SAN") if inference else self.net("SAN")
-        m = san(x)
+        m = san(x, (c - c_src).to(x.dtype)) if self.san_condition == "change" else san(x)
         return sagan_compose(x, amn(x, c.to(x.dtype)), m), m
 
     def labels(self, batch: dict) -> torch.Tensor:
@@ -194,7 +204,7 @@ class SaGAN(AdversarialEditor):
         x, c = self.prep(batch["image"]), self.labels(batch)
         c_trg = self.targets(c, rng)
         with torch.no_grad():
-            fake, _ = self.compose(x, c_trg)
+            fake, _ = self.compose(x, c_trg, c)
         (real_src, real_cls), (fake_src, _) = self.d_real_fake(x, fake)  # one forward (no-norm D)
         wd = real_src.mean() - fake_src.mean()
         gp = self.gradient_penalty(x, fake, rng)
@@ -206,12 +216,12 @@ class SaGAN(AdversarialEditor):
     def g_loss(self, batch, rng):
         x, c = self.prep(batch["image"]), self.labels(batch)
         c_trg = self.targets(c, rng)
-        fake, m = self.compose(x, c_trg)
+        fake, m = self.compose(x, c_trg, c)
         fake_src, fake_cls = self.dis_net(fake)
         adv = -fake_src.mean()
         cls = _bce(fake_cls, c_trg)
-        dual = F.l1_loss(self.compose(fake, c)[0].float(), x.float())
-        ident = F.l1_loss(self.compose(x, c)[0].float(), x.float())
+        dual = F.l1_loss(self.compose(fake, c, c_trg)[0].float(), x.float())
+        ident = F.l1_loss(self.compose(x, c, c)[0].float(), x.float())
         w = self.loss_weights
         loss = adv + w["lambda_g_cls"] * cls + w["lambda_dual"] * dual + w["lambda_id"] * ident
         return loss, {"g_loss": loss, "g_adv": adv, "g_cls": cls, "g_rec_dual": dual,
@@ -232,7 +242,8 @@ class SaGAN(AdversarialEditor):
         self.check_edit_inputs(images, src_attrs, tgt_attrs)
         k = self.test_intensity if intensity is None else float(intensity)
         x = self.prep(images)
-        y, m = self.compose(x, self.test_code(src_attrs.float(), tgt_attrs.float(), k), inference=True)
+        src = src_attrs.float() if self.multi else src_attrs.float()[:, self.attr_col:self.attr_col + 1]
+        y, m = self.compose(x, self.test_code(src_attrs.float(), tgt_attrs.float(), k), src, inference=True)
         rows = _rows(attr_index, x.size(0), x.device)
         if rows is not None and not self.multi:
             keep = (rows != self.attr_col).view(-1, 1, 1, 1)
@@ -252,6 +263,7 @@ class SaGAN(AdversarialEditor):
             "edited_attrs": list(self.edited_attrs),
             "identity_attrs": [a for a in self.attrs if a not in self.edited_attrs],
             "training_target": (f"multi: {self.multi_targets}" if self.multi else "1 - c"),
+            "san_condition": self.san_condition,
             "target_sampling": (self.multi_targets if self.multi else "1 - c"),
             "loss_weights": dict(self.loss_weights), "lambda_gp": self.lambda_gp,
         })

@@ -147,12 +147,27 @@ class SaganAMN(SaganBody):
 
 
 class SaganSAN(SaganBody):
-    """SAN (eq. 6, Table 1 right): ``forward(x)``: B x 3 x H x W -> mask B x 1 x H x W in (0, 1)."""
+    """SAN (eq. 6, Table 1 right): ``forward(x)``: B x 3 x H x W -> mask B x 1 x H x W in (0, 1).
+
+    ``n_change > 0`` (not in the paper; the multi-attribute variant's ``san_condition: change``):
+    ``forward(x, d)`` also sees the requested change ``d = c_trg - c`` (B x n_change, tiled), so
+    one shared SAN can put each attribute's attention where that attribute lives and close it
+    when nothing is asked (d = 0)."""
 
     def __init__(self, dim: int = 32, n_down: int = 3, n_res: int = 4,
                  res_norm: str = "batchnorm", final_conv: str = "conv",
-                 normal_init: bool = True) -> None:
-        super().__init__(3, 1, "sigmoid", dim, n_down, n_res, res_norm, final_conv, normal_init)
+                 normal_init: bool = True, n_change: int = 0) -> None:
+        super().__init__(3 + n_change, 1, "sigmoid", dim, n_down, n_res, res_norm, final_conv,
+                         normal_init)
+        self.n_change = int(n_change)
+
+    def forward(self, x: torch.Tensor, d: torch.Tensor | None = None) -> torch.Tensor:
+        if not self.n_change:
+            return super().forward(x)
+        if d is None or d.shape != (x.size(0), self.n_change):
+            raise ValueError(f"SAN with n_change={self.n_change} needs the change d as B x "
+                             f"{self.n_change}, got {None if d is None else tuple(d.shape)}")
+        return super().forward(torch.cat([x, tile_like(d.to(x.dtype), x.size(2), x.size(3))], 1))
 
 
 class SaganDiscriminator(nn.Module):
