@@ -173,11 +173,12 @@ def ensure_classifier(dm, cfg: DictConfig, opts: BenchOptions) -> Path:
     epochs = int(opts.classifier_epochs or cfg.profile.get("classifier_epochs")
                  or CLASSIFIER_EPOCHS.get(str(cfg.profile.name), 25))
     max_steps = int(cfg.profile.get("classifier_max_steps") or -1)
+    width = int(cfg.profile.get("classifier_width") or 16)  # LynnHo's 16; narrower for small zoo files
     path.parent.mkdir(parents=True, exist_ok=True)
     with FileLock(str(path) + ".lock"):
         if not path.is_file():
             print(f"[bench] training the attribute classifier ({epochs} epochs) -> {path}", flush=True)
-            train_classifier(dm, path, epochs=epochs, max_steps=max_steps, progress=opts.progress,
+            train_classifier(dm, path, epochs=epochs, max_steps=max_steps, width=width, progress=opts.progress,
                              trainer_kwargs={"accelerator": _accelerator(cfg), "devices": 1})
     return path
 
@@ -606,6 +607,7 @@ def method_from_checkpoint(args) -> None:
         args.method = e["method"]
         args.variant = getattr(args, "variant", None) or e.get("variant")
         args.res = args.res or int(e["resolution"])
+        _evaluate_on_trained_attrs(args, (e.get("config") or {}).get("attrs"))
         return
     import torch
 
@@ -621,11 +623,16 @@ def method_from_checkpoint(args) -> None:
     hp = blob.get("hyper_parameters", {})
     if args.res is None and "res" in hp:
         args.res = int(hp["res"])
-    attrs = list(hp.get("attrs") or [])
+    _evaluate_on_trained_attrs(args, hp.get("attrs"))
+
+
+def _evaluate_on_trained_attrs(args, attrs) -> None:
+    """Evaluate a model on the attributes it was trained on (``+attrs=[...]`` unless given)."""
     from .protocol import DEFAULT_ATTRS
 
+    attrs = list(attrs or [])
     if attrs and attrs != list(DEFAULT_ATTRS) and not any(o.lstrip("+").startswith("attrs=") for o in args.overrides):
-        args.overrides.append("+attrs=[" + ",".join(attrs) + "]")  # evaluate on what it was trained on
+        args.overrides.append("+attrs=[" + ",".join(attrs) + "]")
 
 
 def compose_for_cli(args) -> tuple[DictConfig | None, BenchOptions | None]:

@@ -149,6 +149,27 @@ def test_store_of_synthfaces_export(tmp_path):
         np.testing.assert_array_equal(att, cfs[attr].attrs)
 
 
+def test_synthfaces_store_hash_ignores_encoded_sizes(tmp_path):
+    """A SynthFaces store is identified by the export's recipe, not its JPEG sizes: torch's float
+    rounding differs by CPU kernel (AVX2 / AVX-512 / default), moving a few grey levels in ~1 %
+    of the images and so the encoded sizes. Re-encoding one image keeps the hash (the listing,
+    kept for information, changes); a different recipe changes it."""
+    import faceedit_bench.data.synth_export as export
+
+    root = export.export_synthfaces(tmp_path / "sf", n=20, res=32, progress=False, workers=1)
+    a = Store(build_store(root, tmp_path / "a", "synth", res=32, workers=1)).manifest
+    jpg = sorted((root / "img_align_celeba").glob("*.jpg"))[3]
+    im = np.asarray(Image.open(jpg)).copy()
+    im[0, 0] ^= 7                                   # a CPU-rounding-sized change of one image
+    Image.fromarray(im).save(jpg, quality=80)
+    b = Store(build_store(root, tmp_path / "b", "synth", res=32, workers=1)).manifest
+    assert b["hash"] == a["hash"] and b["listing"] != a["listing"]
+    recipe = json.loads((root / "synthfaces.json").read_text())
+    (root / "synthfaces.json").write_text(json.dumps({**recipe, "seed": 1}))
+    c = Store(build_store(root, tmp_path / "c", "synth", res=32, workers=1)).manifest
+    assert c["hash"] != a["hash"]
+
+
 def test_cli_store_infers_dataset(tmp_path, capsys):
     from faceedit_bench.cli import main
     from faceedit_bench.cli.store import infer_dataset

@@ -136,6 +136,35 @@ def test_the_zoo_ships_its_classifier_for_a_fresh_data_folder(trained, tmp_path,
     assert "refusing" in capsys.readouterr().err
 
 
+def test_rescore_replaces_a_stale_record_and_remove_drops_the_entry(trained, tmp_path, monkeypatch):
+    """``zoo rescore`` re-evaluates an entry whose record is under another protocol (here a
+    stale data hash and a changed metric) and replaces it in the manifest and zoo.jsonl;
+    ``zoo remove`` drops the weights, the entry, its records and the unused classifier."""
+    from faceedit_bench.zoo import write_manifest
+
+    root, args, ckpt = trained
+    zoo = tmp_path / "zoo"
+    monkeypatch.setenv("FACEEDIT_ZOO", str(zoo))
+    common = ["--data-dir", str(root / "data"), "--results", str(tmp_path / "r")]
+    assert main(["zoo", "add", "--ckpt", str(ckpt), "--name", "s", "--out", str(tmp_path / "lb"), *common]) == 0
+    entries = read_manifest(zoo)
+    fresh = json.loads(json.dumps(entries["s"]["record"]))
+    entries["s"]["record"]["protocol"]["data_hash"] = "0" * 16
+    entries["s"]["record"]["metrics"]["tarr"] = -1.0
+    write_manifest(entries, zoo)
+    assert main(["zoo", "rescore", "s", "--out", str(tmp_path / "lb"), *common]) == 0
+    rec = read_manifest(zoo)["s"]["record"]
+    assert rec["protocol"] == fresh["protocol"] and rec["metrics"]["tarr"] == fresh["metrics"]["tarr"]
+    assert rec["run"] == fresh["run"]
+    lines = (tmp_path / "r" / "zoo.jsonl").read_text().splitlines()
+    assert [json.loads(x)["metrics"]["tarr"] for x in lines] == [fresh["metrics"]["tarr"]]
+    assert main(["zoo", "rescore", "nope", *common]) == 2
+    classifier = zoo / read_manifest(zoo)["s"]["classifier"]["file"]
+    assert main(["zoo", "remove", "s", "--results", str(tmp_path / "r")]) == 0
+    assert read_manifest(zoo) == {} and not (zoo / "s.pt").exists() and not classifier.exists()
+    assert (tmp_path / "r" / "zoo.jsonl").read_text() == ""
+
+
 def _add_entries(root: str, worker: int, n: int) -> None:
     from pathlib import Path
 

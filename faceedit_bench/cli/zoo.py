@@ -4,6 +4,7 @@
 ``faceedit-bench zoo add --ckpt RUN/checkpoints/last.ckpt --name stgan_synth_64`` exports the
 inference weights (fp16) to ``zoo/<name>.pt``, evaluates that file with the run's own config
 (``RUN/config.yaml``) through ``eval`` and writes the manifest entry with the record.
+``faceedit-bench zoo rescore [NAME ...]`` re-evaluates entries under today's protocol.
 Use an entry anywhere a checkpoint goes: ``faceedit-bench eval --ckpt zoo:stgan_synth_64``.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ from pathlib import Path
 EXAMPLES = (
     'faceedit-bench zoo',
     'faceedit-bench zoo add --ckpt outputs/runs/stgan_64_synth_quick/checkpoints/last.ckpt --name stgan_synth_64 --command "..."',
+    'faceedit-bench zoo rescore stgan_synth_64',
 )
 
 
@@ -29,12 +31,34 @@ def run_list(args) -> int:
         return 2
     if not entries:
         print("the zoo is empty (add a run with `faceedit-bench zoo add --ckpt ... --name ...`)")
+    if getattr(args, "markdown", False):
+        print(markdown_table(entries))
+        return 0
     for name, e in entries.items():
         h = " ".join(f"{k} {v:.4g}" for k, v in headline(e).items() if v is not None)
         print(f"{name:24s} {e['method'] + ('/' + e['variant'] if e.get('variant') else ''):16s} "
               f"{e['resolution']:>4d}px {e.get('dataset', ''):6s} it {e.get('iterations', '?'):>6} "
               f"cpu-h {e.get('cpu_hours') or 0:.2f}  {h}")
     return 0
+
+
+def markdown_table(entries: dict) -> str:
+    """The README's zoo table, from the manifest's records (a dash: the track has no such metric)."""
+    from ..zoo import headline, zoo_dir
+
+    f = lambda v, spec: "—" if v is None else format(v, spec)  # noqa: E731
+    lines = ["| name | method | track | trained | TARR | PSNR dB | cf_l1_in | cf_l1_out | MB |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for name, e in entries.items():
+        h, rec = headline(e), e.get("record") or {}
+        label = (e.get("config") or {}).get("method", {}).get("label") or e["method"]
+        cpu = f"{(e.get('cpu_hours') or 0) * 60:.0f} CPU-min"
+        path = zoo_dir() / e["file"]
+        size = path.stat().st_size if path.is_file() else None
+        lines.append(f"| `{name}` | {label} | {rec.get('track', '—')} | {e.get('iterations', 0):,} it, {cpu} | "
+                     f"{f(h['tarr'], '.3f')} | {f(h['psnr'], '.2f')} | {f(h['cf_l1_in'], '.4f')} | "
+                     f"{f(h['cf_l1_out'], '.4f')} | {f(size and size / 1e6, '.1f')} |")
+    return "\n".join(lines)
 
 
 def _cpu_hours(ckpt: dict) -> float | None:
@@ -104,9 +128,78 @@ def run_add(args) -> int:
     return 0
 
 
+def run_rescore(args) -> int:
+    """Re-evaluate entries' files with their recorded configs under today's protocol (e.g. after a
+    change of the data hash's definition) and replace their records in the manifest and in
+    ``<results>/zoo.jsonl``; training facts (command, iterations, CPU-hours) are kept."""
+    from omegaconf import OmegaConf
+
+    from ..bench import BenchOptions, run_bench
+    from ..results import append_record, remove_records
+    from ..zoo import ZooError, add_classifier, read_manifest, resolve, update_manifest, zoo_dir
+
+    root = zoo_dir()
+    try:
+        entries = read_manifest(root)
+        names = args.names or list(entries)
+        unknown = [n for n in names if n not in entries]
+        if unknown:
+            raise ZooError(f"{root / 'manifest.json'}: no entries {unknown}; entries: {list(entries)}")
+        for name in names:
+            e = entries[name]
+            cfg = OmegaConf.create(e["config"])
+            OmegaConf.set_struct(cfg, False)
+            with tempfile.TemporaryDirectory() as scratch:
+                opts = BenchOptions(data_dir=Path(args.data_dir), results_dir=Path(scratch),
+                                    leaderboards_dir=Path(args.out), ckpt=resolve(f"zoo:{name}", root),
+                                    train=False, progress=False, render=False)
+                outcome = run_bench(cfg, opts)
+            rec = {**outcome.record, "run": e["record"].get("run")}
+            old = e["record"]["protocol"].get("data_hash")
+            update_manifest(name, {**e, "data_hash": rec["protocol"]["data_hash"], "record": rec,
+                                   "classifier": add_classifier(Path(outcome.files["classifier"]), root)},
+                            root, force=True)
+            jsonl = Path(args.results) / "zoo.jsonl"
+            remove_records(jsonl, lambda r: (r.get("run") or {}).get("zoo") == name)
+            append_record(jsonl, rec)
+            print(f"zoo entry {name!r} rescored: data hash {old} -> {rec['protocol']['data_hash']}, "
+                  f"record replaced in {jsonl}", flush=True)
+    except ZooError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    return 0
+
+
+def run_remove(args) -> int:
+    """Drop an entry: its manifest entry, its weights file and its records in ``zoo.jsonl`` (a
+    classifier file goes when no entry uses it any more)."""
+    from ..results import remove_records
+    from ..zoo import ZooError, manifest_lock, read_manifest, write_manifest, zoo_dir
+
+    root = zoo_dir()
+    try:
+        with manifest_lock(root):
+            entries = read_manifest(root)
+            if args.name not in entries:
+                raise ZooError(f"{root / 'manifest.json'}: no entry {args.name!r}; entries: {list(entries)}")
+            e = entries.pop(args.name)
+            write_manifest(entries, root)
+    except ZooError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    (root / e["file"]).unlink(missing_ok=True)
+    used = {(x.get("classifier") or {}).get("file") for x in entries.values()}
+    if (e.get("classifier") or {}).get("file") not in used:
+        (root / e["classifier"]["file"]).unlink(missing_ok=True)
+    n = remove_records(Path(args.results) / "zoo.jsonl", lambda r: (r.get("run") or {}).get("zoo") == args.name)
+    print(f"zoo entry {args.name!r} removed ({e['file']}, {n} record(s) from {Path(args.results) / 'zoo.jsonl'})")
+    return 0
+
+
 def register(subparsers) -> None:
     p = subparsers.add_parser("zoo", help="list the model zoo / add a trained run to it",
                               description=__doc__)
+    p.add_argument("--markdown", action="store_true", help="print the zoo as a markdown table (README)")
     p.set_defaults(func=run_list)
     sub = p.add_subparsers(dest="zoo_command", metavar="<zoo command>")
     a = sub.add_parser("add", help="export a run's inference weights, evaluate them, add the entry")
@@ -118,3 +211,13 @@ def register(subparsers) -> None:
     a.add_argument("--out", default="leaderboards")
     a.add_argument("--force", action="store_true", help="replace an existing entry")
     a.set_defaults(func=run_add)
+    r = sub.add_parser("rescore", help="re-evaluate entries under today's protocol, replacing their records")
+    r.add_argument("names", nargs="*", help="entry names (default: all)")
+    r.add_argument("--data-dir", default="data")
+    r.add_argument("--results", default="results", help="records are replaced in <results>/zoo.jsonl")
+    r.add_argument("--out", default="leaderboards")
+    r.set_defaults(func=run_rescore)
+    d = sub.add_parser("remove", help="drop an entry (weights, manifest entry, records)")
+    d.add_argument("name")
+    d.add_argument("--results", default="results", help="its records are dropped from <results>/zoo.jsonl")
+    d.set_defaults(func=run_remove)

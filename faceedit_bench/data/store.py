@@ -115,6 +115,20 @@ def _run_jobs(jobs, workers: int, progress: bool, n: int, skip_bad: bool):
     return sorted(errors), no_mask
 
 
+def _synth_identity(dataset: str, root: Path, sources: dict) -> tuple[dict, dict | None]:
+    """``(hashed sources, informational listing)``. A SynthFaces export is identified by its
+    recipe (``synthfaces.json``: renderer, seed, n, res, JPEG quality) and its exact text tables,
+    not by the sizes of its JPEG / PNG files: torch's float rounding differs by CPU (AVX2 vs
+    AVX-512 vs default kernels move ~1 % of the images by a few grey levels), and so do the
+    encoded sizes, which would give every machine its own data hash and orphan the zoo's
+    classifier and records. The image / mask listing stays in the manifest as ``listing``."""
+    recipe = Path(root) / "synthfaces.json"
+    if dataset != "synth" or not recipe.is_file():
+        return sources, None
+    listing = {k: v for k, v in sources.items() if k != "files"}
+    return {"files": sources["files"], "synthfaces": json.loads(recipe.read_text())}, listing
+
+
 def _listing_hash(folder: Path, names) -> dict:
     """Cheap identity of many files: count + hash of (name, size) pairs."""
     items = []
@@ -315,6 +329,7 @@ def _build_store(source_root, out_dir, dataset: str, res: int, crop: str | None 
             sources["masks"] = _listing_hash(
                 src.mask_dir, sorted(str(p.relative_to(src.mask_dir))
                                      for d in mask_index.values() for p in d.values()))
+        sources, listing = _synth_identity(dataset, src.root, sources)
         root = src.root.resolve()
         manifest = {
             "format": FORMAT, "dataset": dataset, "res": int(res),
@@ -328,7 +343,7 @@ def _build_store(source_root, out_dir, dataset: str, res: int, crop: str | None 
             "shapes": {"images": [len(keep), res, res, 3], "labels": [len(keep), res, res],
                        "attrs": [len(keep), len(CELEBA_ATTRS)]},
             "attr_names": list(CELEBA_ATTRS),
-            "sources": sources,
+            "sources": sources, "listing": listing,
             "skipped_files": sorted(os.path.relpath(s["file"], root) if os.path.isabs(s["file"])
                                     else s["file"] for s in skipped),
             "counterfactuals": cfs,
