@@ -6,6 +6,7 @@ checkpoints along the way (metrics vs training CPU-minutes).
         [key=value ...]
     .venv/bin/python benchmarks/time_to_quality.py --method identity     # the identity baseline
     .venv/bin/python benchmarks/time_to_quality.py --method stgan --plot  # plot + targets only
+    .venv/bin/python benchmarks/time_to_quality.py --table [METHOD/TAG ...]  # last points, markdown
 
 Training: one ``fit`` of the suite with ``profile.max_cpu_minutes=--cpu-minutes`` (CPU time of
 the training process; run it with 1 thread and ``data.num_workers=0``), run folder
@@ -252,9 +253,33 @@ def plot(method: str, rows: list[dict]) -> Path | None:
     return path
 
 
+def table(rows: list[dict], runs: list[str] | None = None) -> str:
+    """Markdown: the last point of each ``method/tag`` run (or of ``runs``), with its targets."""
+    ident = identity_row(rows)
+    last: dict[str, dict] = {}
+    for r in rows:
+        if r["method"] != "identity" and r.get("train_cpu_s") is not None and not r.get("recal_bn") \
+                and r.get("intensity") is None:
+            last[f"{r['method']}/{r.get('tag')}"] = r
+    f = lambda v, p=3: "—" if v is None else f"{v:.{p}f}"  # noqa: E731
+    mark = lambda ok: "met" if ok else "not met"  # noqa: E731
+    lines = ["| run | CPU-min | it | TARR (≥ 0.70) | rec. PSNR dB (≥ 28) | attrs with cf_l1_in < identity "
+             "(≥ 10/13) | cf_l1_out / rec L1 (≤ 1.5) |", "|---|---|---|---|---|---|---|"]
+    for key, r in last.items():
+        if runs and key not in runs:
+            continue
+        t = targets(r, ident)
+        n_attrs = len(r.get("cf_l1_in_attr") or {})
+        below = t.get("cf_in_below_identity", "—") if n_attrs == 13 else f"— ({n_attrs} attrs)"
+        lines.append(f"| {key} | {r['train_cpu_s'] / 60:.0f} | {r['iteration']} | {f(r.get('tarr'))} "
+                     f"({mark(t['tarr>=0.70'])}) | {f(r.get('psnr'), 2)} ({mark(t['psnr>=28'])}) | "
+                     f"{below} | {t.get('cf_out/rec_l1', '—')} ({mark(t.get('cf_out<=1.5rec'))}) |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--method", required=True)
+    p.add_argument("--method", help="the method to train (all but --table)")
     p.add_argument("--tag", default="default", help="run name suffix: <out>/<method>_<tag>")
     p.add_argument("--profile", default="quick")
     p.add_argument("--variant", default=None, help="a variant of the method's config (e.g. sagan multi)")
@@ -262,6 +287,8 @@ def main() -> int:
     p.add_argument("--eval-every", type=float, default=5.0, help="CPU-minutes between evaluations")
     p.add_argument("--out", default="/work/runs_ttq/ttq")
     p.add_argument("--plot", action="store_true", help="only plot and print targets")
+    p.add_argument("--table", nargs="*", default=None, metavar="METHOD/TAG",
+                   help="only print the markdown table of each run's last point (or of these runs)")
     p.add_argument("--eval-ckpt", default=None, help="evaluate this checkpoint only")
     p.add_argument("--recal-bn", type=int, default=0, help="with --eval-ckpt: re-estimate BN stats")
     p.add_argument("--intensity", type=float, default=None, help="with --eval-ckpt: test intensity "
@@ -275,6 +302,11 @@ def main() -> int:
 
     torch.set_num_threads(1)
     rows = read_rows()
+    if args.table is not None:
+        print(table(rows, args.table))
+        return 0
+    if not args.method:
+        p.error("--method is required (except with --table)")
     if args.plot:
         ident = identity_row(rows)
         for r in rows:

@@ -142,6 +142,27 @@ def test_multi_attribute_variant():
     assert m.method_protocol()["training_target"] == "multi: flip_one"
 
 
+def test_change_conditioned_san():
+    """``san_condition: change`` (not in the paper): SAN sees ``c_trg - c``; it trains, the mask
+    follows the requested change (none asked -> another mask than a flip), edit passes the
+    source labels, and a wrong option is refused."""
+    torch.manual_seed(0)
+    attrs = ("Bangs", "Eyeglasses", "Smiling")
+    m = SaGAN(attrs=attrs, res=32, nets=TINY, multi=True, n_critic=1, san_condition="change")
+    assert m.SAN.n_change == 3 and m.method_protocol()["san_condition"] == "change"
+    _train(m, 3)
+    m.eval()
+    x, c = torch.rand(2, 3, 32, 32) * 2 - 1, torch.tensor([[0.0, 1.0, 0.0], [1.0, 0.0, 1.0]])
+    flip = m.edit(x, c, 1 - c).extras["attention"]
+    same = m.edit(x, c, c).extras["attention"]
+    assert not torch.allclose(flip, same)
+    torch.testing.assert_close(same, m.SAN(x, torch.zeros(2, 3)))
+    with pytest.raises(ValueError, match="n_change=3"):
+        m.SAN(x)
+    with pytest.raises(ValueError, match="san_condition"):
+        SaGAN(attrs=attrs, res=32, nets=TINY, multi=True, san_condition="label")
+
+
 def test_grid_shows_attention_after_each_flip():
     s = SaGAN(attrs=("Bangs", "Smiling"), res=32, nets=TINY, attribute="Smiling").eval()
     batch = {"image": torch.rand(2, 3, 32, 32) * 2 - 1, "attrs": torch.zeros(2, 2)}
