@@ -116,7 +116,7 @@ def save_grid(method, dm, path: Path, recal: int = 0) -> None:
         recalibrate_bn(method, dm, recal)
     b = next(iter(dm.test_dataloader()))
     x, a = b["image"][:4], b["attrs"][:4].float()
-    grid = method.sample_grid(x, a)
+    grid = method.sample_grid(x, a, b["parts"][:4])  # label maps: MagGAN's conditioning needs them
     grid = grid.view(4, grid.size(0) // 4, *x.shape[1:])
     cf = b["cf_image"][:4]
     if grid.size(1) == 2 + 2 * method.n_attrs:  # a flip and its attention mask per attribute (SaGAN)
