@@ -153,9 +153,9 @@ def build_logger(cfg: DictConfig, out: Path, resume: bool | None = None):
                                 mode=wandb_mode(wb), name=out.name, resume=resume)
         if logger is not None:
             return logger
-    from lightning.pytorch.loggers import CSVLogger
+    from .csv_logging import ResumableCSVLogger
 
-    return CSVLogger(save_dir=str(out), name="logs", version="")
+    return ResumableCSVLogger(save_dir=str(out), name="logs", version="")
 
 
 def eval_intensity(cfg: DictConfig) -> float | None:

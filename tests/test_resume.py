@@ -78,3 +78,24 @@ def test_sigkill_then_resume_equals_uninterrupted(tmp_path):
         assert sa["param_groups"][0]["lr"] == sb["param_groups"][0]["lr"]
         for (ka, va), (kb, vb) in zip(sa["state"].items(), sb["state"].items()):
             assert all(torch.equal(va[n], vb[n]) for n in va), "optimizer state differs"
+
+
+def test_resumed_run_keeps_its_csv_log(tmp_path):
+    """Lightning's CSVLogger deletes metrics.csv when its folder is not empty; the suite's
+    logger appends, so a run stopped at iteration 2 and resumed to 4 logs all four."""
+    import csv
+
+    from faceedit_bench.callbacks import StopAtIteration
+    from faceedit_bench.config import compose_config
+    from faceedit_bench.train import fit
+
+    cfg = compose_config("stargan", 32, profile="smoke", overrides=[
+        f"out_dir={tmp_path / 'runs'}", f"data_dir={tmp_path / 'data'}", "data.num_workers=0",
+        "profile.log_every=1", "profile.max_iters=4", "profile.ckpt_every=1"])
+    fit(cfg, callbacks=[StopAtIteration(2)])
+    log = tmp_path / "runs" / "stargan_32_synth_smoke" / "logs" / "metrics.csv"
+    before = log.read_text()
+    fit(cfg)
+    rows = list(csv.DictReader(log.open()))
+    its = sorted({int(float(r["iteration"])) for r in rows if r.get("iteration")})
+    assert its == [1, 2, 3, 4] and log.read_text().startswith(before.splitlines()[0])
