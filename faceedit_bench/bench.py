@@ -395,7 +395,7 @@ def render_leaderboards(rec: dict, opts: BenchOptions) -> dict[str, Path]:
     if not papers.is_dir():  # a fresh output folder: the papers' numbers of this checkout
         papers = Path(__file__).resolve().parents[1] / "leaderboards" / "papers"
     render_all(opts.results_dir, opts.leaderboards_dir, papers)
-    name = unified_name(rec["track"], rec["dataset"], rec["resolution"])
+    name = unified_name(rec["track"], rec["dataset"], rec["resolution"], rec["protocol"].get("attrs"))
     return {"leaderboard": opts.leaderboards_dir / f"{name}.md",
             "leaderboard index": opts.leaderboards_dir / "README.md"}
 

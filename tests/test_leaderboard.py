@@ -116,6 +116,30 @@ def test_tracks_get_their_own_unified_tables(tmp_path):
     assert "unified_mask_to_face_synth_32.md" in (tmp_path / "lb" / "README.md").read_text()
 
 
+def test_other_attribute_sets_get_their_own_table_and_sagan_its_section(tmp_path):
+    """A record scored on 4 attributes never shares a unified table (best values, means) with the
+    13-attribute ones; SaGAN's config asks for a section on its paper's four attributes, which
+    lists every method's records for those attributes (a dash where a record lacks one)."""
+    results = tmp_path / "results"
+    method = available()[0]
+    _write(results, method, 0.4, 0.1)
+    four = ["Eyeglasses", "Mouth_Slightly_Open", "No_Beard", "Smiling"]
+    rec = make_record("sagan", 32, "synth", "test", 8, {"tarr": 0.9, "mre": 0.01, "fid": None},
+                      _protocol(attrs=four), per_attribute={"tarr": {a: 0.9 for a in four}},
+                      profile="quick", track="attribute_flip")
+    append_record(results / "r.jsonl", rec)
+    render_all(results, tmp_path / "lb", PAPERS, charts=False)
+    default_md = (tmp_path / "lb" / "unified_synth_32.md").read_text()
+    (other,) = (tmp_path / "lb").glob("unified_synth_32_4attrs_*.md")
+    assert [r[0] for r in _rows(default_md)] == [method]
+    assert [r[0] for r in _rows(other.read_text())] == ["sagan"] and "4 attributes (Eyeglasses" in other.read_text()
+    section = (tmp_path / "lb" / "sagan_synth_32.md").read_text()
+    assert "reports no numbers" in section and "| Eyeglasses | Mouth_Slightly_Open | No_Beard | Smiling |" in section
+    rows = {r[0]: r[3:] for r in (line.split(" | ") for line in section.splitlines()) if len(r) > 3}
+    assert rows["| sagan"] == ["90", "90", "90", "90 |"] and rows[f"| {method}"][-1] == "— |"
+    assert "sagan_synth_32" in (tmp_path / "lb" / "README.md").read_text()
+
+
 def test_render_is_deterministic(tmp_path):
     results = tmp_path / "results"
     _write(results, available()[0], 0.6, 0.3)

@@ -195,9 +195,20 @@ def _best(recs: list[dict], metric: str) -> float | None:
     return max(vals) if d else min(vals)
 
 
-def unified_name(track: str, dataset: str, res: int) -> str:
+def attrs_tag(attrs) -> str:
+    """``""`` for the default 13 attributes, else ``_<n>attrs_<hash>`` (the classifier file's hash):
+    records scored on other attributes never share a table, a best value or a mean with them."""
+    from ..protocol import DEFAULT_ATTRS, stable_hash
+
+    if not attrs or tuple(attrs) == tuple(DEFAULT_ATTRS):
+        return ""
+    return f"_{len(attrs)}attrs_{stable_hash(list(attrs), n=8)}"
+
+
+def unified_name(track: str, dataset: str, res: int, attrs=None) -> str:
     """File stem of a unified table (attribute_flip keeps the name it had before tracks)."""
-    return f"unified_{dataset}_{res}" if track == "attribute_flip" else f"unified_{track}_{dataset}_{res}"
+    stem = f"unified_{dataset}_{res}" if track == "attribute_flip" else f"unified_{track}_{dataset}_{res}"
+    return stem + attrs_tag(attrs)
 
 
 def _header_unit(metric: str, percent: bool) -> str:
@@ -207,7 +218,8 @@ def _header_unit(metric: str, percent: bool) -> str:
     return f" ({u})" if u else ""
 
 
-def render_unified(dataset: str, res: int, recs: list[dict], track: str = "attribute_flip") -> tuple[str, str]:
+def render_unified(dataset: str, res: int, recs: list[dict], track: str = "attribute_flip",
+                   attrs: tuple = ()) -> tuple[str, str]:
     metrics = order_metrics({m for r in recs for m in r["metrics"]})
     recs, primary = _sort_rows(recs, metrics)
     arrows = {True: " ↑", False: " ↓", None: ""}
@@ -231,6 +243,7 @@ def render_unified(dataset: str, res: int, recs: list[dict], track: str = "attri
     order = (f"Sorted by `{primary}` ({'higher' if direction(primary) else 'lower'} is better). "
              if primary else "")
     title = "" if track == "attribute_flip" else f"{track}, "
+    title += f"{len(attrs)} attributes ({', '.join(attrs)}), " if attrs else ""
     md = [f"# Unified leaderboard — {title}{dataset}, {res} px\n",
           "Every method x every metric from `results/*.jsonl` (the latest record per method, "
           f"profile and protocol). {order}↑/↓ mark each metric's direction, the best value of each "
@@ -287,15 +300,20 @@ def render_all(results_dir: str | Path | list = "results", out_dir: str | Path =
         md, cs = render_paper_table(t, records)
         written += [write_text_atomic(out_dir / f"{t.name}.md", md),
                     write_text_atomic(out_dir / f"{t.name}.csv", cs)]
-    groups: dict[tuple[str, str, int], list[dict]] = defaultdict(list)
+    groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in records:
-        groups[(r["track"], r["dataset"], r["resolution"])].append(r)
+        attrs = tuple(r["protocol"].get("attrs") or ())
+        groups[(r["track"], r["dataset"], r["resolution"], attrs)].append(r)
     unified = []
-    for (track, ds, res) in sorted(groups):
-        name = unified_name(track, ds, res)
-        md, cs = render_unified(ds, res, groups[(track, ds, res)], track)
+    for (track, ds, res, attrs) in sorted(groups):
+        name = unified_name(track, ds, res, attrs)
+        md, cs = render_unified(ds, res, groups[(track, ds, res, attrs)], track, attrs if attrs_tag(attrs) else ())
         written += [write_text_atomic(out_dir / f"{name}.md", md), write_text_atomic(out_dir / f"{name}.csv", cs)]
         unified.append(name)
+    from .focus import render_sections
+
+    focus = render_sections(records, out_dir, write_text_atomic)
+    written += focus
     chart_names = []
     if charts:
         for r in records:
@@ -306,5 +324,6 @@ def render_all(results_dir: str | Path | list = "results", out_dir: str | Path =
     from .metric_validity import render as render_validity
 
     written.append(write_text_atomic(out_dir / "metric_validity.md", render_validity(results_dir, curves)))
-    written.append(write_text_atomic(out_dir / "README.md", render_index(records, tables, unified, chart_names)))
+    written.append(write_text_atomic(out_dir / "README.md", render_index(records, tables, unified + [
+        p.stem for p in focus], chart_names)))
     return sorted(written)
