@@ -235,8 +235,8 @@ def plot(method: str, rows: list[dict]) -> Path | None:
                 elif key == "cf_in_below":
                     t = targets(r, ident).get("cf_in_below_identity")
                     v = int(t.split("/")[0]) if t else None
-                else:
-                    v = r.get(key)
+                else:  # a mask_to_face method (Gu et al.) has the mask-edit counterparts
+                    v = r.get(key) if r.get(key) is not None else r.get(f"mask_edit_{key}")
                 if v is not None and math.isfinite(v):
                     xs.append(r["train_cpu_s"] / 60)
                     ys.append(v)
@@ -247,7 +247,9 @@ def plot(method: str, rows: list[dict]) -> Path | None:
         ax.set_xlabel("training CPU-minutes (1 thread)")
         ax.grid(alpha=0.3)
     axes.flat[0].legend(fontsize=7)
-    fig.suptitle(f"{method}, SynthFaces 64 px: time to quality (dashed: target / identity)")
+    mask = any(r.get("tarr") is None and r.get("mask_edit_tarr") is not None for r in pts)
+    fig.suptitle(f"{method}, SynthFaces 64 px: time to quality (dashed: target / identity)"
+                 + ("; TARR and cf L1 of the mask edits" if mask else ""))
     fig.tight_layout()
     PLOTS.mkdir(parents=True, exist_ok=True)
     path = PLOTS / f"time_to_quality_{method}.png"
