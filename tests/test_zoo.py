@@ -159,6 +159,9 @@ def test_rescore_replaces_a_stale_record_and_remove_drops_the_entry(trained, tmp
     lines = (tmp_path / "r" / "zoo.jsonl").read_text().splitlines()
     assert [json.loads(x)["metrics"]["tarr"] for x in lines] == [fresh["metrics"]["tarr"]]
     assert main(["zoo", "rescore", "nope", *common]) == 2
+    assert main(["zoo", "add", "--ckpt", str(ckpt), "--name", "s", "--out", str(tmp_path / "lb"), "--force",
+                 "--cpu-hours", "0.5", *common]) == 0   # replaces the entry and its record
+    assert len((tmp_path / "r" / "zoo.jsonl").read_text().splitlines()) == 1
     classifier = zoo / read_manifest(zoo)["s"]["classifier"]["file"]
     assert main(["zoo", "remove", "s", "--results", str(tmp_path / "r")]) == 0
     assert read_manifest(zoo) == {} and not (zoo / "s.pt").exists() and not classifier.exists()

@@ -103,8 +103,11 @@ def run_add(args) -> int:
                             progress=False, render=False)
         outcome = run_bench(cfg, opts)
         rec = outcome.record
+    cpu_hours = _cpu_hours(blob)
+    if cpu_hours is None and args.cpu_hours is not None:  # a run without a CPU budget (none recorded)
+        cpu_hours = float(args.cpu_hours)
     rec["run"] = {"zoo": name, "iterations": int(blob.get("faceedit_iteration", 0)),
-                  "cpu_hours": _cpu_hours(blob)}
+                  "cpu_hours": cpu_hours}
     from ..parsing.weights import file_sha256
 
     entry = {
@@ -122,6 +125,10 @@ def run_add(args) -> int:
     except ZooError as e:  # another writer added the name meanwhile
         print(f"error: {e}", file=sys.stderr)
         return 2
+    if args.force:  # the replaced entry's record goes too
+        from ..results import remove_records
+
+        remove_records(Path(args.results) / "zoo.jsonl", lambda r: (r.get("run") or {}).get("zoo") == name)
     append_record(Path(args.results) / "zoo.jsonl", rec)
     print(f"zoo entry {name!r}: {out} ({out.stat().st_size / 1e6:.1f} MB), record in "
           f"{Path(args.results) / 'zoo.jsonl'}")
@@ -210,6 +217,8 @@ def register(subparsers) -> None:
     a.add_argument("--results", default="results", help="the record also goes to <results>/zoo.jsonl")
     a.add_argument("--out", default="leaderboards")
     a.add_argument("--force", action="store_true", help="replace an existing entry")
+    a.add_argument("--cpu-hours", type=float, default=None,
+                   help="training CPU-hours, for a checkpoint trained without a CPU budget (which records them)")
     a.set_defaults(func=run_add)
     r = sub.add_parser("rescore", help="re-evaluate entries under today's protocol, replacing their records")
     r.add_argument("names", nargs="*", help="entry names (default: all)")
