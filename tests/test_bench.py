@@ -14,6 +14,7 @@ import pytest
 
 from faceedit_bench.cli import main
 from faceedit_bench.methods import available
+from faceedit_bench.leaderboard.render_tables import unified_name
 
 ATTRS = "+attrs=[Bald,Eyeglasses,Male]"
 TINY = ["profile.max_iters=2", "profile.batch_size=4", "profile.ckpt_every=1", "profile.sample_every=0",
@@ -67,7 +68,7 @@ def test_bench_every_method(world, method, capsys):
     assert rec["metrics"]["tarr"] == pytest.approx(sum(tarr.values()) / len(tarr))
     if method == "identity":  # an unchanged image is a hit exactly where the classifier errs
         assert tarr == pytest.approx({a: 1 - acc[a] for a in tarr})
-    table = (world / "lb" / "unified_celeba_32.md").read_text()
+    table = (world / "lb" / f"{unified_name('attribute_flip', 'celeba', 32, rec['protocol']['attrs'])}.md").read_text()
     assert any(line.startswith(f"| {method} | quick |") for line in table.splitlines())
     assert (world / "lb" / "grids" / f"{method}_celeba_32_quick.png").is_file()
     assert "result record" in out and "tarr" in out  # the printed summary
