@@ -225,3 +225,16 @@ def test_ambiguous_paper_rows_are_marked_in_the_cell(tmp_path):
     marked = [l for l in rows if "(ambiguous: see notes)" in l]
     assert len(marked) == 4 and all("256 block" in l for l in marked)
     assert not any("ambiguous" in l for l in rows if "128" in l.split("|")[4])
+
+
+def test_a_leaderboard_section_missing_a_key_names_the_config(monkeypatch):
+    from omegaconf import OmegaConf
+
+    import faceedit_bench.config as config
+    from faceedit_bench.leaderboard.focus import sections
+
+    real = config.load_method_config
+    monkeypatch.setattr(config, "load_method_config", lambda name: OmegaConf.create(
+        {"name": name, "leaderboard": {"title": "t"}}) if name == "sagan" else real(name))
+    with pytest.raises(ValueError, match=r"sagan\.yaml: leaderboard: needs keys \['note', 'attributes', 'metrics'\]"):
+        sections()

@@ -61,6 +61,25 @@ def markdown_table(entries: dict) -> str:
     return "\n".join(lines)
 
 
+def _score(cfg, weights: Path, args):
+    """Evaluate ``weights`` with run config ``cfg`` through the bench path (no training, no
+    rendering; the record is returned, not written to a results folder)."""
+    from ..bench import BenchOptions, run_bench
+
+    with tempfile.TemporaryDirectory() as scratch:
+        opts = BenchOptions(data_dir=Path(args.data_dir), results_dir=Path(scratch),
+                            leaderboards_dir=Path(args.out), ckpt=weights, train=False,
+                            progress=False, render=False)
+        return run_bench(cfg, opts)
+
+
+def _drop_records(results: str, name: str) -> int:
+    """Remove entry ``name``'s records from ``<results>/zoo.jsonl``; returns how many."""
+    from ..results import remove_records
+
+    return remove_records(Path(results) / "zoo.jsonl", lambda r: (r.get("run") or {}).get("zoo") == name)
+
+
 def _cpu_hours(ckpt: dict) -> float | None:
     used = next((v.get("used") for k, v in ckpt.get("callbacks", {}).items() if "CPUBudget" in k), None)
     return None if used is None else float(used) / 3600.0
@@ -70,7 +89,6 @@ def run_add(args) -> int:
     import torch
     from omegaconf import OmegaConf
 
-    from ..bench import BenchOptions, run_bench
     from ..io_utils import load_tensor_file
     from ..data.synth_export import RENDERER
     from ..results import append_record
@@ -97,12 +115,8 @@ def run_add(args) -> int:
     out = export_inference(method, root / f"{name}.pt")
     cfg = OmegaConf.load(run_cfg)
     OmegaConf.set_struct(cfg, False)
-    with tempfile.TemporaryDirectory() as scratch:  # the record goes to zoo.jsonl only
-        opts = BenchOptions(data_dir=Path(args.data_dir), results_dir=Path(scratch),
-                            leaderboards_dir=Path(args.out), ckpt=out, train=False,
-                            progress=False, render=False)
-        outcome = run_bench(cfg, opts)
-        rec = outcome.record
+    outcome = _score(cfg, out, args)  # the record goes to zoo.jsonl only
+    rec = outcome.record
     cpu_hours = _cpu_hours(blob)
     if cpu_hours is None and args.cpu_hours is not None:  # a run without a CPU budget (none recorded)
         cpu_hours = float(args.cpu_hours)
@@ -126,9 +140,7 @@ def run_add(args) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.force:  # the replaced entry's record goes too
-        from ..results import remove_records
-
-        remove_records(Path(args.results) / "zoo.jsonl", lambda r: (r.get("run") or {}).get("zoo") == name)
+        _drop_records(args.results, name)
     append_record(Path(args.results) / "zoo.jsonl", rec)
     print(f"zoo entry {name!r}: {out} ({out.stat().st_size / 1e6:.1f} MB), record in "
           f"{Path(args.results) / 'zoo.jsonl'}")
@@ -141,8 +153,7 @@ def run_rescore(args) -> int:
     ``<results>/zoo.jsonl``; training facts (command, iterations, CPU-hours) are kept."""
     from omegaconf import OmegaConf
 
-    from ..bench import BenchOptions, run_bench
-    from ..results import append_record, remove_records
+    from ..results import append_record
     from ..zoo import ZooError, add_classifier, read_manifest, resolve, update_manifest, zoo_dir
 
     root = zoo_dir()
@@ -156,18 +167,14 @@ def run_rescore(args) -> int:
             e = entries[name]
             cfg = OmegaConf.create(e["config"])
             OmegaConf.set_struct(cfg, False)
-            with tempfile.TemporaryDirectory() as scratch:
-                opts = BenchOptions(data_dir=Path(args.data_dir), results_dir=Path(scratch),
-                                    leaderboards_dir=Path(args.out), ckpt=resolve(f"zoo:{name}", root),
-                                    train=False, progress=False, render=False)
-                outcome = run_bench(cfg, opts)
+            outcome = _score(cfg, resolve(f"zoo:{name}", root), args)
             rec = {**outcome.record, "run": e["record"].get("run")}
             old = e["record"]["protocol"].get("data_hash")
             update_manifest(name, {**e, "data_hash": rec["protocol"]["data_hash"], "record": rec,
                                    "classifier": add_classifier(Path(outcome.files["classifier"]), root)},
                             root, force=True)
             jsonl = Path(args.results) / "zoo.jsonl"
-            remove_records(jsonl, lambda r: (r.get("run") or {}).get("zoo") == name)
+            _drop_records(args.results, name)
             append_record(jsonl, rec)
             print(f"zoo entry {name!r} rescored: data hash {old} -> {rec['protocol']['data_hash']}, "
                   f"record replaced in {jsonl}", flush=True)
@@ -180,7 +187,6 @@ def run_rescore(args) -> int:
 def run_remove(args) -> int:
     """Drop an entry: its manifest entry, its weights file and its records in ``zoo.jsonl`` (a
     classifier file goes when no entry uses it any more)."""
-    from ..results import remove_records
     from ..zoo import ZooError, manifest_lock, read_manifest, write_manifest, zoo_dir
 
     root = zoo_dir()
@@ -198,7 +204,7 @@ def run_remove(args) -> int:
     used = {(x.get("classifier") or {}).get("file") for x in entries.values()}
     if (e.get("classifier") or {}).get("file") not in used:
         (root / e["classifier"]["file"]).unlink(missing_ok=True)
-    n = remove_records(Path(args.results) / "zoo.jsonl", lambda r: (r.get("run") or {}).get("zoo") == args.name)
+    n = _drop_records(args.results, args.name)
     print(f"zoo entry {args.name!r} removed ({e['file']}, {n} record(s) from {Path(args.results) / 'zoo.jsonl'})")
     return 0
 

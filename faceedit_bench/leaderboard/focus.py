@@ -13,23 +13,32 @@ from .directions import direction, is_fraction, to_unit, unit
 from .load import protocol_id
 
 
+SPEC_KEYS = ("title", "note", "attributes", "metrics")
+
+
 def sections() -> dict[str, dict]:
-    """``{method: leaderboard spec}`` of every method config that declares one."""
-    from ..config import load_method_config
+    """``{method: leaderboard spec}`` of every method config that declares one (a method without
+    a config file, e.g. a test plugin, has none); a spec missing a key is refused naming the file."""
+    from ..config import load_method_config, method_config_path
     from ..methods import declared_names
 
     out = {}
     for name in declared_names():
         try:
             spec = load_method_config(name).get("leaderboard")
-        except (FileNotFoundError, ValueError):
+        except FileNotFoundError:
             continue
-        if spec:
-            out[name] = dict(spec)
+        if not spec:
+            continue
+        missing = [k for k in SPEC_KEYS if k not in spec]
+        if missing:
+            raise ValueError(f"{method_config_path(name)}: leaderboard: needs keys {missing} "
+                             f"(expected {list(SPEC_KEYS)})")
+        out[name] = dict(spec)
     return out
 
 
-def render_section(method: str, spec: dict, dataset: str, res: int, recs: list[dict]) -> str | None:
+def render_section(spec: dict, dataset: str, res: int, recs: list[dict]) -> str | None:
     from .render_tables import row_name
 
     attrs = list(spec["attributes"])
@@ -68,7 +77,7 @@ def render_sections(records: list[dict], out_dir: Path, write) -> list[Path]:
     written = []
     for method, spec in sections().items():
         for (ds, res), recs in sorted(groups.items()):
-            text = render_section(method, spec, ds, res, recs)
+            text = render_section(spec, ds, res, recs)
             if text is not None:
                 written.append(write(Path(out_dir) / f"{method}_{ds}_{res}.md", text))
     return written
