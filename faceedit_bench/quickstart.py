@@ -6,8 +6,9 @@ On SynthFaces every test edit has a ground truth, so "does it edit?" has a measu
 identity baseline's means the edit moved the region toward the truth; doing nothing scores the
 baseline exactly. A CPU run of a few minutes rarely gets there, so ``bench`` also evaluates the
 zoo model of the same method and resolution (trained by the suite's own command for CPU-hours,
-``zoo/manifest.json``) on the same data, classifier and protocol, and says which model the
-verdict and the grid come from and how long each was trained.
+``zoo/manifest.json``), and the zoo models the profile names in ``compare_zoo``, on the same
+data, classifier and protocol, and says which model the verdict and the grid come from, how
+long each was trained, and which models edit each focus attribute toward the truth.
 """
 from __future__ import annotations
 
@@ -52,10 +53,31 @@ def _with_method(cfg: DictConfig, method_cfg, profile_cfg=None) -> DictConfig:
     return out
 
 
+def zoo_references(cfg: DictConfig, manifest: dict) -> list[str]:
+    """The zoo entries the verdict compares with: the method's own (``<method>_<data>_<res>``),
+    then the profile's ``compare_zoo`` names (the quickstart profile names the SaGAN Eyeglasses
+    model: a whole-face re-synthesis does not beat doing nothing on thin frames at 64 px,
+    benchmarks/RESULTS.md). Only entries of the run's data, resolution and attributes are kept
+    (another attribute list is another protocol); a name the zoo lacks is skipped."""
+    from .build import attrs_of
+
+    names = [zoo_name(str(cfg.method.name), str(cfg.data.name), int(cfg.res))]
+    names += [str(n) for n in (cfg.profile.get("compare_zoo") or []) if str(n) not in names]
+    attrs = list(attrs_of(cfg))
+    keep = []
+    for name in names:
+        e = manifest.get(name)
+        if e is None or int(e["resolution"]) != int(cfg.res) or e.get("dataset") != str(cfg.data.name):
+            continue
+        if attrs_of(OmegaConf.create(e["config"])) == attrs:
+            keep.append(name)
+    return keep
+
+
 def reference_records(cfg: DictConfig, opts) -> list[tuple[str, dict, Path | None]]:
-    """``[(label, record, grid)]`` for the identity baseline and, when the zoo has one, the zoo
-    model of ``cfg``'s method at its resolution — each evaluated (or found already recorded)
-    by :func:`.bench.run_bench` under the same data, classifier and protocol."""
+    """``[(label, record, grid)]`` for the identity baseline and the zoo models of
+    :func:`zoo_references` — each evaluated (or found already recorded) by
+    :func:`.bench.run_bench` under the same data, classifier and protocol."""
     from .bench import run_bench
     from .config import resolve_method_config
     from .zoo import ZooError, read_manifest
@@ -66,13 +88,14 @@ def reference_records(cfg: DictConfig, opts) -> list[tuple[str, dict, Path | Non
         base = _with_method(cfg, resolve_method_config("identity", int(cfg.res), str(cfg.profile.name)))
         out = run_bench(base, sub)
         refs.append(("identity (no edit)", out.record, out.files.get("edit grid")))
-    name = zoo_name(str(cfg.method.name), str(cfg.data.name), int(cfg.res))
     try:
-        entry = read_manifest().get(name)
+        manifest = read_manifest()
     except ZooError:
-        entry = None
-    if entry is not None and not str(opts.ckpt or "").endswith(name):
-        trained = OmegaConf.create(entry["config"])
+        manifest = {}
+    for name in zoo_references(cfg, manifest):
+        if str(opts.ckpt or "").endswith(name):
+            continue  # this run is that zoo model
+        trained = OmegaConf.create(manifest[name]["config"])
         zcfg = _with_method(cfg, trained.method, trained.profile)
         out = run_bench(zcfg, replace(sub, ckpt=Path(f"zoo:{name}"), train=False))
         refs.append((f"zoo:{name}", out.record, out.files.get("edit grid")))
@@ -114,6 +137,8 @@ def print_verdict(rows: list[tuple[str, dict, Path | None, str | None]]) -> None
             cells.append("—" if v is None else f"{v:.4f}{star}")
         t.add_row(a + (" (focus)" if a in FOCUS else ""), *cells)
     console = Console()
+    if not console.is_terminal:  # a log file or a pipe: room for every column, no wrapped labels
+        console = Console(width=max(80, 24 + 18 * len(rows)))
     console.print(t)
     for label, r, grid, trained in rows:
         if r is base:
@@ -122,4 +147,8 @@ def print_verdict(rows: list[tuple[str, dict, Path | None, str | None]]) -> None
         focus, fn = edits_better(r, base, FOCUS)
         console.print(f"{label}: edits toward the truth on {len(wins)}/{len(names)} attributes, "
                       f"{len(focus)}/{len(fn)} of {', '.join(FOCUS)}"
-                      + (f"; {trained}" if trained else "") + (f"; grid {grid}" if grid else ""))
+                      + (f"; {trained}" if trained else "") + (f"; grid {grid}" if grid else ""), soft_wrap=True)
+    for a in (a for a in FOCUS if a in attrs):
+        who = [label for label, r, _, _ in rows if r is not base and a in edits_better(r, base, (a,))[0]]
+        console.print(f"{a}: edited toward the truth by {', '.join(who) if who else 'no model here'}",
+                      soft_wrap=True)

@@ -168,3 +168,22 @@ def test_true_counterfactual_scores_one_on_an_exported_store(tmp_path):
 def _run_shift(dm):
     return evaluate(_Probe(None, "shift"), dm, None, cache_dir=None, progress=False,
                     trainer_kwargs={"accelerator": "cpu"})
+
+
+def test_changed_pixel_error_separates_the_change_from_the_damage(dm):
+    """``cf_l1_changed`` / ``cf_l1_unchanged`` (components/changed_pixels.py): the true
+    counterfactual scores 0 on both; doing nothing scores the true change's size on the changed
+    pixels and only sub-threshold residue elsewhere; a global shift damages the unchanged pixels."""
+    oracle, ident, shift = (_run(dm, m) for m in ("oracle", "identity", "shift"))
+    for key in ("cf_l1_changed", "cf_l1_unchanged"):
+        assert oracle["metrics"][key] == pytest.approx(0.0, abs=1e-12)
+        assert set(oracle["per_attribute"][key]) == set(ATTRS)
+    for k, a in enumerate(ATTRS):
+        x, cf = dm.test["image"], dm.test["cf_image"][:, k]
+        truth = changed_pixels(cf, x).unsqueeze(1).expand_as(x)
+        size = float(((x.double() - cf.double()).abs() / 2)[truth].mean())
+        assert ident["per_attribute"]["cf_l1_changed"][a] == pytest.approx(size, rel=1e-9)
+        assert ident["per_attribute"]["cf_l1_unchanged"][a] <= 16 / 255
+    assert shift["metrics"]["cf_l1_unchanged"] > 10 * ident["metrics"]["cf_l1_unchanged"]
+    assert "> 16" in oracle["protocol"]["changed_pixels"]
+    assert not metric_spec("cf_l1_changed").higher_is_better

@@ -78,17 +78,22 @@ def test_bench_verdict_beside_identity_and_the_zoo_model(trained, tmp_path, monk
     root, args, ckpt = trained
     monkeypatch.setenv("FACEEDIT_ZOO", str(tmp_path / "zoo"))
     common = ["--data-dir", str(root / "data"), "--results", str(tmp_path / "res"), "--out", str(tmp_path / "lb")]
-    assert main(["zoo", "add", "--ckpt", str(ckpt), "--name", "stgan_synth_32", *common,
-                 "--command", "faceedit-bench fit --method stgan --res 32 --profile smoke"]) == 0
+    for name in ("stgan_synth_32", "another_ref"):
+        assert main(["zoo", "add", "--ckpt", str(ckpt), "--name", name, *common,
+                     "--command", "faceedit-bench fit --method stgan --res 32 --profile smoke"]) == 0
     capsys.readouterr()
     bench = ["bench", "--method", "stgan", "--res", "32", "--profile", "smoke", "--no-progress", *common,
-             f"out_dir={root / 'runs'}", f"data_dir={root / 'data'}", "data.num_workers=0"]
+             f"out_dir={root / 'runs'}", f"data_dir={root / 'data'}", "data.num_workers=0",
+             "+profile.compare_zoo=[another_ref,not_in_the_zoo]"]
     assert main(bench) == 0
     out = capsys.readouterr().out
     assert "does it edit?" in out and "identity (no edit)" in out
     assert "zoo:stgan_synth_32: edits toward the truth on" in out
+    assert "zoo:another_ref: edits toward the truth on" in out and "not_in_the_zoo" not in out
+    assert "Eyeglasses: edited toward the truth by" in out  # one line per focus attribute
     assert "trained 2 iterations" in out and "by `faceedit-bench fit --method stgan" in out
     recs = [json.loads(line) for line in (tmp_path / "res" / "results.jsonl").read_text().splitlines()]
+    # one record per distinct weights file: the same file under a second name is not re-evaluated
     assert sorted(r["method"] for r in recs) == ["identity", "stgan", "stgan"]
     zoo_rec = next(r for r in recs if (r.get("run") or {}).get("zoo"))
     assert zoo_rec["run"]["zoo"] == "stgan_synth_32" and zoo_rec["profile"] == "smoke"
@@ -100,6 +105,28 @@ def test_bench_verdict_beside_identity_and_the_zoo_model(trained, tmp_path, monk
     assert main(bench) == 0  # nothing evaluated again
     assert len((tmp_path / "res" / "results.jsonl").read_text().splitlines()) == 3
     assert "does it edit?" in capsys.readouterr().out
+
+
+def test_zoo_references_keep_entries_on_the_runs_protocol():
+    """The verdict's zoo models: the method's own entry first, then the profile's
+    ``compare_zoo``; an entry of another resolution, dataset or attribute list (another
+    protocol) or absent from the zoo is left out."""
+    from omegaconf import OmegaConf
+
+    from faceedit_bench.quickstart import zoo_references
+
+    def entry(res=64, dataset="synth", attrs=None):
+        cfg = {"method": {"name": "stgan", "model": {}}, **({"attrs": attrs} if attrs else {})}
+        return {"resolution": res, "dataset": dataset, "config": cfg}
+
+    manifest = {"stgan_synth_64": entry(), "sagan_eg": entry(), "other_res": entry(res=32),
+                "other_data": entry(dataset="celeba"), "four_attrs": entry(attrs=["Eyeglasses", "Smiling"])}
+    cfg = OmegaConf.create({"method": {"name": "stgan", "model": {}}, "data": {"name": "synth"}, "res": 64,
+                            "profile": {"compare_zoo": ["sagan_eg", "other_res", "other_data",
+                                                        "four_attrs", "absent", "stgan_synth_64"]}})
+    assert zoo_references(cfg, manifest) == ["stgan_synth_64", "sagan_eg"]
+    cfg.profile.compare_zoo = None
+    assert zoo_references(cfg, {}) == []
 
 
 def test_the_zoo_ships_its_classifier_for_a_fresh_data_folder(trained, tmp_path, monkeypatch, capsys):

@@ -11,27 +11,21 @@ from __future__ import annotations
 from typing import Mapping, Sequence
 
 import torch
-from torchmetrics import Metric
 
 from ..parts import AR_TABLE
 from .mre import edit_region
 from .psnr_ssim import psnr_per_image
+from .sums import PerAttributeSums, ratio
 
-KEYS = ("l1_sum", "l1_n", "psnr_sum", "in_sum", "in_n", "out_sum", "out_n")
-
-
-class CounterfactualError(Metric):
+class CounterfactualError(PerAttributeSums):
     """``update(edited, cf_image, src_parts, cf_parts, src, tgt, k)``; images in [-1, 1]."""
 
-    full_state_update = False
     higher_is_better = False
-    is_differentiable = False
+    STATES = ("l1_sum", "l1_n", "psnr_sum", "in_sum", "in_n", "out_sum", "out_n")
 
     def __init__(self, attrs: Sequence[str], table: Mapping = AR_TABLE, **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.attrs, self.table = tuple(attrs), table
-        for name in KEYS:
-            self.add_state(name, torch.zeros(len(self.attrs), dtype=torch.float64), dist_reduce_fx="sum")
+        super().__init__(attrs, **kwargs)
+        self.table = table
 
     def update(self, edited, cf_image, src_parts, cf_parts, src, tgt, k: int) -> None:
         a = (edited.detach().double() + 1) / 2
@@ -48,9 +42,6 @@ class CounterfactualError(Metric):
         self.out_n[k] += (~inside).sum()
 
     def compute(self) -> dict:
-        def ratio(a, b):
-            return torch.where(b > 0, a / b.clamp_min(1), torch.full_like(a, float("nan")))
-
         per = {"cf_l1": ratio(self.l1_sum, self.l1_n), "cf_psnr": ratio(self.psnr_sum, self.l1_n),
                "cf_l1_in": ratio(self.in_sum, self.in_n), "cf_l1_out": ratio(self.out_sum, self.out_n)}
         return {"per_attribute": per, **{k: v.nanmean() for k, v in per.items()}}

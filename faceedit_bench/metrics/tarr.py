@@ -15,6 +15,7 @@ import torch
 from torchmetrics import Metric
 
 from ..parts import PART_INDEX
+from .sums import ratio
 
 HAT_THRESHOLD = 0.1
 
@@ -63,10 +64,6 @@ class TARR(Metric):
 
     def compute(self) -> dict:
         """Per-attribute tensors (NaN where no sample) and their means over attributes."""
-
-        def ratio(a, b):
-            return torch.where(b > 0, a / b.clamp_min(1), torch.full_like(a, float("nan")))
-
         out = {"tarr": ratio(self.hits, self.count), "preservation_error": ratio(self.pres_err, self.pres_count),
                "tarr_hat": ratio(self.hat_hits, self.hat_count),
                "tarr_nohat": ratio(self.nohat_hits, self.nohat_count)}

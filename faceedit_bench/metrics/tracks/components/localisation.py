@@ -29,13 +29,12 @@ exactly 1 on both difference metrics; a global colour shift scores about |R| / (
 from __future__ import annotations
 
 import math
-from typing import Sequence
 
 import torch
 import torch.nn.functional as F
-from torchmetrics import Metric
 
 from ...registry import MetricSpec, register_component, register_metric
+from ...sums import PerAttributeSums, ratio
 from ..context import Component
 
 AF = ("attribute_flip",)
@@ -55,7 +54,6 @@ register_metric(MetricSpec("loc_iou_attn", True, "fraction", AF, "IoU of the att
 register_metric(MetricSpec("loc_energy_attn", True, "fraction", AF, "share of the attention mass "
                            "inside the true changed region (methods returning `attention`)"))
 
-STATES = ("iou_diff", "n_diff", "energy_diff", "ne_diff", "iou_attn", "n_attn", "energy_attn", "ne_attn")
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
@@ -84,18 +82,11 @@ def inside_share(weight: torch.Tensor, region: torch.Tensor) -> tuple[torch.Tens
     return torch.where(ok, share, torch.zeros_like(share)), ok
 
 
-class Localisation(Metric):
+class Localisation(PerAttributeSums):
     """``update(edited, source, cf_image, k, attention=None)``; images in [-1, 1]."""
 
-    full_state_update = False
     higher_is_better = True
-    is_differentiable = False
-
-    def __init__(self, attrs: Sequence[str], **kwargs) -> None:
-        super().__init__(**kwargs)
-        self.attrs = tuple(attrs)
-        for name in STATES:
-            self.add_state(name, torch.zeros(len(self.attrs), dtype=torch.float64), dist_reduce_fx="sum")
+    STATES = ("iou_diff", "n_diff", "energy_diff", "ne_diff", "iou_attn", "n_attn", "energy_attn", "ne_attn")
 
     def update(self, edited, source, cf_image, k: int, attention=None) -> None:
         truth = changed_pixels(cf_image, source)
@@ -123,9 +114,6 @@ class Localisation(Metric):
         self.ne_attn[k] += ok.sum()
 
     def compute(self) -> dict[str, torch.Tensor]:
-        def ratio(a, b):
-            return torch.where(b > 0, a / b.clamp_min(1), torch.full_like(a, float("nan")))
-
         out = {"loc_iou_diff": ratio(self.iou_diff, self.n_diff),
                "loc_energy_diff": ratio(self.energy_diff, self.ne_diff)}
         if bool(self.n_attn.sum() > 0):

@@ -1,0 +1,31 @@
+"""Per-attribute sum states: what the counterfactual, localisation and TARR metrics share.
+
+Every state is a float64 vector with one entry per attribute, reduced by summation, so a metric
+built on them is exact under DDP (DESIGN §7); a ratio of two such sums is NaN where the
+denominator counted nothing.
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+import torch
+from torchmetrics import Metric
+
+
+def ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
+    """``num / den`` per attribute; NaN where ``den`` is 0."""
+    return torch.where(den > 0, num / den.clamp_min(1), torch.full_like(num, float("nan")))
+
+
+class PerAttributeSums(Metric):
+    """A Metric whose states (``STATES``) are per-attribute float64 sums over ``attrs``."""
+
+    full_state_update = False
+    is_differentiable = False
+    STATES: tuple[str, ...] = ()
+
+    def __init__(self, attrs: Sequence[str], **kwargs) -> None:
+        super().__init__(**kwargs)
+        self.attrs = tuple(attrs)
+        for name in self.STATES:
+            self.add_state(name, torch.zeros(len(self.attrs), dtype=torch.float64), dist_reduce_fx="sum")
