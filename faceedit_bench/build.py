@@ -10,7 +10,7 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-from .protocol import DEFAULT_ATTRS
+from .protocol import DEFAULT_ATTRS, DEFAULT_SYNTH_N
 
 #: profile keys that override ``cfg.method.train`` when not null
 TRAIN_KEYS = ("max_iters", "batch_size", "n_critic", "lr", "lr_d", "betas", "schedule",
@@ -87,7 +87,7 @@ def data_dir(cfg: DictConfig) -> Path:
 
 
 def synth_n(cfg: DictConfig) -> int:
-    return int(cfg.profile.get("synth_n") or cfg.data.get("synth_n") or 2000)
+    return int(cfg.profile.get("synth_n") or cfg.data.get("synth_n") or DEFAULT_SYNTH_N)
 
 
 def build_datamodule(cfg: DictConfig, batch_size: int | None = None):

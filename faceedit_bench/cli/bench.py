@@ -20,7 +20,7 @@ EXAMPLES = (
 def add_bench_arguments(p, default_method: str) -> None:
     add_run_arguments(p, default_method=default_method)
     p.add_argument("--ckpt", default=None, help="evaluate this checkpoint instead of training")
-    p.add_argument("--n", type=int, default=None, help="SynthFaces images to generate (default: data.synth_n or 2000)")
+    p.add_argument("--n", type=int, default=None, help="SynthFaces images to generate (default: data.synth_n, 5000)")
     p.add_argument("--data-dir", default="data", help="exports, stores, classifiers, stats caches")
     p.add_argument("--results", default="outputs/results",
                    help="folder of this checkout's own result files (results.jsonl); the committed results/ "

@@ -32,7 +32,10 @@ def resolve(args):
     from pathlib import Path
 
     from ..data.datamodule import DEFAULT_ROOTS
+    from ..protocol import DEFAULT_SYNTH_N
 
+    if args.synth_n is None:
+        args.synth_n = DEFAULT_SYNTH_N
     if args.data in DATASETS and not Path(args.data).is_dir():
         dataset = args.dataset or args.data
         if dataset == "synth":
@@ -94,8 +97,8 @@ def register(subparsers) -> None:
                    "data/CelebAMask-HQ, data/synthfaces/n<N>_r<res>, exported when missing)")
     p.add_argument("--dataset", choices=DATASETS, default=None,
                    help="layout of --data (default: inferred from the files)")
-    p.add_argument("--synth-n", "--n", dest="synth_n", type=int, default=2000,
-                   help="images of a SynthFaces export (when --data synth)")
+    p.add_argument("--synth-n", "--n", dest="synth_n", type=int, default=None,
+                   help="images of a SynthFaces export (when --data synth; default protocol.DEFAULT_SYNTH_N, 5000)")
     p.add_argument("--res", type=int, required=True, help="output side in pixels")
     p.add_argument("--out", default=None, help="store folder (default data/stores/<name>)")
     p.add_argument("--crop", default=None, help="attgan170 | center178 | none "

@@ -69,7 +69,7 @@ def _score(cfg, weights: Path, args):
     with tempfile.TemporaryDirectory() as scratch:
         opts = BenchOptions(data_dir=Path(args.data_dir), results_dir=Path(scratch),
                             leaderboards_dir=Path(args.out), ckpt=weights, train=False,
-                            progress=False, render=False)
+                            progress=False, render=False, wandb_mode="disabled")
         return run_bench(cfg, opts)
 
 
@@ -115,6 +115,8 @@ def run_add(args) -> int:
     out = export_inference(method, root / f"{name}.pt")
     cfg = OmegaConf.load(run_cfg)
     OmegaConf.set_struct(cfg, False)
+    trained_on = _store_hash(cfg, args)
+    _todays_data(cfg)  # scored on the data a fresh `eval --ckpt zoo:NAME` opens
     outcome = _score(cfg, out, args)  # the record goes to zoo.jsonl only
     rec = outcome.record
     cpu_hours = _cpu_hours(blob)
@@ -131,7 +133,7 @@ def run_add(args) -> int:
         "cpu_hours": rec["run"]["cpu_hours"], "command": args.command,
         "config": OmegaConf.to_container(cfg, resolve=True),
         "renderer": RENDERER if rec["dataset"] == "synth" else None,
-        "data_hash": rec["protocol"]["data_hash"],
+        "data_hash": rec["protocol"]["data_hash"], "train_data_hash": trained_on,
         "classifier": add_classifier(Path(outcome.files["classifier"]), root),
         "record": rec}
     try:
@@ -147,10 +149,30 @@ def run_add(args) -> int:
     return 0
 
 
+def _store_hash(cfg, args) -> str:
+    """The store identity of ``cfg``'s data (the training run's; built when missing)."""
+    from ..bench import BenchOptions, ensure_data, make_datamodule
+
+    return ensure_data(make_datamodule(cfg.copy(), BenchOptions(data_dir=Path(args.data_dir))))
+
+
+def _todays_data(cfg) -> None:
+    """Point ``cfg.data`` at today's ``configs/data/<name>.yaml`` (e.g. a new default SynthFaces
+    size), keeping the entry's loader settings: a rescored record is on the data a fresh
+    ``eval --ckpt zoo:NAME`` opens."""
+    from ..config import compose_config
+
+    today = compose_config(method=str(cfg.method.name), res=int(cfg.res), data=str(cfg.data.name),
+                           profile=str(cfg.profile.name)).data
+    today.num_workers = cfg.data.get("num_workers", today.num_workers)
+    cfg.data = today
+
+
 def run_rescore(args) -> int:
-    """Re-evaluate entries' files with their recorded configs under today's protocol (e.g. after a
-    change of the data hash's definition) and replace their records in the manifest and in
-    ``<results>/zoo.jsonl``; training facts (command, iterations, CPU-hours) are kept."""
+    """Re-evaluate entries' files with their recorded configs on today's data and protocol (e.g.
+    after a change of the data hash's definition or of the default SynthFaces size) and replace
+    their records in the manifest and in ``<results>/zoo.jsonl``; training facts (command,
+    iterations, CPU-hours, ``train_data_hash``: the store it was trained on) are kept."""
     from omegaconf import OmegaConf
 
     from ..results import append_record
@@ -167,10 +189,12 @@ def run_rescore(args) -> int:
             e = entries[name]
             cfg = OmegaConf.create(e["config"])
             OmegaConf.set_struct(cfg, False)
+            _todays_data(cfg)
             outcome = _score(cfg, resolve(f"zoo:{name}", root), args)
             rec = {**outcome.record, "run": e["record"].get("run")}
             old = e["record"]["protocol"].get("data_hash")
             update_manifest(name, {**e, "data_hash": rec["protocol"]["data_hash"], "record": rec,
+                                   "train_data_hash": e.get("train_data_hash") or e["data_hash"],
                                    "classifier": add_classifier(Path(outcome.files["classifier"]), root)},
                             root, force=True)
             jsonl = Path(args.results) / "zoo.jsonl"

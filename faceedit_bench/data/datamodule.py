@@ -18,7 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from ..parts import NUM_PARTS
-from ..protocol import DEFAULT_ATTRS, validate_attrs
+from ..protocol import DEFAULT_ATTRS, DEFAULT_SYNTH_N, validate_attrs
 from .sampler import ResumableSampler
 from .sources import DEFAULT_SPLIT
 from .store import DEFAULT_CROP, Store, build_store, store_name
@@ -123,7 +123,7 @@ class FaceEditDataModule(L.LightningDataModule):
     def __init__(self, data: str = "synth", root: str | None = None, res: int = 64,
                  attrs: Sequence[str] = DEFAULT_ATTRS, batch_size: int = 32,
                  num_workers: int = 2, seed: int = 0, store_root: str = "data/stores",
-                 synth_n: int = 2000, masks: str = "gt", parser_weights: str | None = None,
+                 synth_n: int = DEFAULT_SYNTH_N, masks: str = "gt", parser_weights: str | None = None,
                  crop: str | None = None, split: str | None = None, skip_bad: bool = False,
                  resize_filter: str = "bicubic", eval_batch_size: int | None = None,
                  drop_last: bool = True, name: str | None = None):
