@@ -70,6 +70,11 @@ def test_unified_sorted_by_direction_and_labelled(tmp_path):
     assert f"{a} (ours) · synth 32px · quick · protocol {protocol_id(last)}" in t1
     assert "| paper | STGAN(256) |" in t1
     assert (out / "plots").is_dir() and len(list((out / "plots").glob("tarr_*.png"))) == 3
+    # a chart whose record is gone (e.g. an old protocol) goes with it; other files stay
+    (out / "plots" / "tarr_gone_synth_32_quick_0000.png").write_bytes(b"x")
+    (out / "plots" / "time_to_quality_x.png").write_bytes(b"x")
+    render_all(results, out, PAPERS)
+    assert len(list((out / "plots").glob("tarr_*.png"))) == 3 and (out / "plots" / "time_to_quality_x.png").is_file()
 
 
 def test_header_units_come_from_the_registry(tmp_path):

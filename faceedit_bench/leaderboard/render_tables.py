@@ -321,6 +321,9 @@ def render_all(results_dir: str | Path | list = "results", out_dir: str | Path =
             if path is not None:
                 written.append(path)
                 chart_names.append(path.name)
+        for stale in (out_dir / "plots").glob("tarr_*.png"):  # charts of records no longer rendered
+            if stale.name not in chart_names:
+                stale.unlink()
     from .metric_validity import render as render_validity
 
     written.append(write_text_atomic(out_dir / "metric_validity.md", render_validity(results_dir, curves)))
