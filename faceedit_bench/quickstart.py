@@ -55,10 +55,9 @@ def _with_method(cfg: DictConfig, method_cfg, profile_cfg=None) -> DictConfig:
 
 def zoo_references(cfg: DictConfig, manifest: dict) -> list[str]:
     """The zoo entries the verdict compares with: the method's own (``<method>_<data>_<res>``),
-    then the profile's ``compare_zoo`` names (the quickstart profile names the SaGAN Eyeglasses
-    model: a whole-face re-synthesis does not beat doing nothing on thin frames at 64 px,
-    benchmarks/RESULTS.md). Only entries of the run's data, resolution and attributes are kept
-    (another attribute list is another protocol); a name the zoo lacks is skipped."""
+    then the profile's ``compare_zoo`` names (e.g. a local-edit method beside a whole-face one).
+    Only entries of the run's data, resolution and attributes are kept (another attribute list
+    is another protocol); a name the zoo lacks is skipped."""
     from .build import attrs_of
 
     names = [zoo_name(str(cfg.method.name), str(cfg.data.name), int(cfg.res))]
