@@ -30,8 +30,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[dev]'
 	touch $(STAMP)
 
-test: $(STAMP) ## run the test suite (CPU, tiny sizes)
-	$(PY) -m pytest -q $(TESTARGS)
+TEST_WORKERS ?= 2
+test: $(STAMP) ## run the test suite (CPU, tiny sizes; TEST_WORKERS=2 processes, one test file each at a time)
+	$(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile $(TESTARGS)
 
 clean: ## remove caches, build outputs and run directories (keeps .venv and committed results)
 	rm -rf build dist *.egg-info .pytest_cache runs outputs wandb lightning_logs
