@@ -63,7 +63,8 @@ def test_ddp_two_processes_equal_one(tmp_path_factory, tmp_path):
     assert one["protocol"]["devices"] == 1 and two["protocol"]["devices"] == 2
     assert one["n_images"] == two["n_images"] == 101
     assert set(one["metrics"]) == set(two["metrics"])
-    for key in ("tarr", "mre", "fid", "is", "ssfid", "fid_clf", "psnr", "ssim", "cf_l1", "cf_l1_in"):
+    for key in ("tarr", "mre", "fid", "is", "ssfid", "fid_clf", "psnr", "ssim", "rec_l1", "cf_l1", "cf_l1_in",
+                "cf_l1_changed"):
         assert one["metrics"][key] is not None, key
     bad = {k: (one["metrics"][k], two["metrics"][k]) for k in one["metrics"]
            if not _close(one["metrics"][k], two["metrics"][k])}

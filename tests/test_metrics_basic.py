@@ -8,7 +8,7 @@ from skimage.metrics import peak_signal_noise_ratio, structural_similarity
 from faceedit_bench.metrics.counterfactual import CounterfactualError
 from faceedit_bench.metrics.inception_score import InceptionScore
 from faceedit_bench.metrics.mre import MRE
-from faceedit_bench.metrics.psnr_ssim import PSNR, SSIM, to_unit
+from faceedit_bench.metrics.psnr_ssim import PSNR, SSIM, MeanL1, to_unit
 from faceedit_bench.metrics.tarr import TARR
 from faceedit_bench.parts import PART_INDEX
 
@@ -59,6 +59,17 @@ def test_psnr_equals_skimage_mean_of_per_image():
     same = PSNR()
     same.update(x, x)
     assert float(same.compute()) == pytest.approx(100.0)
+
+
+def test_mean_l1_is_the_per_image_mean_on_unit_range():
+    x, y = _pair(2)
+    m = MeanL1()
+    m.update(y, x)
+    ref = np.mean([np.abs((y[i].numpy() - x[i].numpy()) / 2).mean() for i in range(3)])
+    assert float(m.compute()) == pytest.approx(ref, rel=1e-6)
+    same = MeanL1()
+    same.update(x, x)
+    assert float(same.compute()) == 0.0
 
 
 def test_inception_score_equals_torch_fidelity_function():

@@ -93,7 +93,7 @@ def test_mask_to_face_metrics(dm, clf):
                  "mask_edit_tarr"}
     assert rec["track"] == "mask_to_face" and set(rec["per_attribute"]) == mask_edit
     assert all(set(v) == {"Mouth_Slightly_Open"} for v in rec["per_attribute"].values())
-    assert set(m) == {"psnr", "ssim", "fid", "fid_clf", "parsing_pixel_acc", *mask_edit, "mask_edit_parsing_acc"}
+    assert set(m) == {"psnr", "ssim", "rec_l1", "fid", "fid_clf", "parsing_pixel_acc", *mask_edit, "mask_edit_parsing_acc"}
     assert set(m) <= {s.name for s in metric_specs("mask_to_face")}
     # reconstruction: the painting of each face from its own map and components
     rec_images = paint(test["parts"], test["image"], test["parts"])

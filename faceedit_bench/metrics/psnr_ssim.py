@@ -116,6 +116,19 @@ class PSNR(_MeanPerImage):
         return psnr_per_image(a, b, 1.0, self.max_psnr)
 
 
+class MeanL1(_MeanPerImage):
+    """Mean per-image L1 (mean over pixels and channels) of images in [-1, 1], on [0, 1]; not
+    uint8-rounded by default, in the units of the counterfactual L1 (metrics/counterfactual.py)."""
+
+    higher_is_better = False
+
+    def __init__(self, quantize: bool = False, **kwargs) -> None:
+        super().__init__(quantize, **kwargs)
+
+    def _values(self, a, b):
+        return (a - b).abs().flatten(1).mean(1)
+
+
 class SSIM(_MeanPerImage):
     """Mean per-image SSIM of images in [-1, 1], on [0, 1]; ``mode`` "skimage" | "gaussian"."""
 
