@@ -275,3 +275,20 @@ def test_bad_arguments_raise_value_errors():
         MultiLevelDiscriminator(level=1)
     with pytest.raises(ValueError, match="trunk output"):
         MagGANDiscriminator(level=1, **D_TINY)(torch.randn(1, 3, 48, 48))  # 3 x 3 / 2
+
+
+def test_critic_norm_is_selectable():
+    """``norm_fn``: Table 6's InstanceNorm by default, LayerNorm (one group over C x H x W, per
+    sample) on request, STGAN's quick critic; both keep the output shapes and the per-sample
+    forward the gradient penalty needs."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 32, 32)
+    for norm_fn in ("instancenorm", "layernorm"):
+        disc = MagGANDiscriminator(level=0, norm_fn=norm_fn, **D_TINY)
+        kinds = {type(m).__name__ for m in disc.modules()}
+        assert ("InstanceNorm2d" in kinds) == (norm_fn == "instancenorm"), kinds
+        assert ("GroupNorm" in kinds) == (norm_fn == "layernorm"), kinds
+        adv, cls = disc(x)
+        assert adv.shape == (2, 1, 1, 1) and cls.shape == (2, A)
+        assert torch.allclose(disc(x[:1])[0], adv[:1], atol=1e-6)  # no statistics across the batch
+    assert type(MagGANDiscriminator(**D_TINY).conv[0].layers[1]).__name__ == "InstanceNorm2d"  # the default

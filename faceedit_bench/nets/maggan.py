@@ -175,13 +175,16 @@ def _head(n_in: int, head_dim: int, n_out: int, lrelu_slope: float) -> nn.Sequen
 class MagGANDiscriminator(nn.Module):
     """Table 6, one level: ``forward(x) -> (adv B x 1 x s x s, cls B x n_attrs)``, s = 2**level.
 
-    ``forward(x, out_size)`` overrides s (used when one D serves all levels).
+    ``forward(x, out_size)`` overrides s (used when one D serves all levels). ``norm_fn``:
+    Table 6's InstanceNorm by default; ``layernorm`` is STGAN's quick-recipe critic (an IN critic
+    cannot see period-2 stripes or a colour cast: configs/method/stgan.yaml).
     """
 
     def __init__(self, n_attrs: int = 13, dim: int = 64,
                  channel_mults: tuple[int, ...] = (1, 2, 4, 16, 16, 16),
                  head_dim: int | None = None,
-                 level: int = 0, lrelu_slope: float = 0.2, in_eps: float = 1e-6) -> None:
+                 level: int = 0, lrelu_slope: float = 0.2, in_eps: float = 1e-6,
+                 norm_fn: str = "instancenorm") -> None:
         super().__init__()
         if n_attrs < 1:
             raise ValueError(f"n_attrs must be >= 1, got {n_attrs}")
@@ -194,8 +197,9 @@ class MagGANDiscriminator(nn.Module):
         head_dim = 16 * dim if head_dim is None else head_dim
         blocks, n_in = [], 3
         for m in channel_mults:
-            blocks.append(Conv2dBlock(n_in, dim * m, 4, stride=2, padding=1, norm_fn="instancenorm",
-                                      acti_fn="lrelu", lrelu_slope=lrelu_slope, norm_eps=in_eps))
+            blocks.append(Conv2dBlock(n_in, dim * m, 4, stride=2, padding=1, norm_fn=norm_fn, acti_fn="lrelu",
+                                      lrelu_slope=lrelu_slope,
+                                      norm_eps=in_eps if norm_fn == "instancenorm" else None))
             n_in = dim * m
         self.conv = nn.Sequential(*blocks)
         self.adv_head = _head(n_in, head_dim, 1, lrelu_slope)
