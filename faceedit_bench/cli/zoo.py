@@ -157,15 +157,14 @@ def _store_hash(cfg, args) -> str:
 
 
 def _todays_data(cfg) -> None:
-    """Point ``cfg.data`` at today's ``configs/data/<name>.yaml`` (e.g. a new default SynthFaces
-    size), keeping the entry's loader settings: a rescored record is on the data a fresh
-    ``eval --ckpt zoo:NAME`` opens."""
+    """A SynthFaces entry on the default export is scored on today's default size
+    (``configs/data/synth.yaml`` ``synth_n``): the data a fresh ``eval --ckpt zoo:NAME`` opens.
+    Any other data config (a real or custom folder) is the entry's own and is kept."""
     from ..config import compose_config
 
-    today = compose_config(method=str(cfg.method.name), res=int(cfg.res), data=str(cfg.data.name),
-                           profile=str(cfg.profile.name)).data
-    today.num_workers = cfg.data.get("num_workers", today.num_workers)
-    cfg.data = today
+    if cfg.data.name != "synth" or cfg.data.get("root"):
+        return
+    cfg.data.synth_n = compose_config(method=str(cfg.method.name), res=int(cfg.res), data="synth").data.synth_n
 
 
 def run_rescore(args) -> int:

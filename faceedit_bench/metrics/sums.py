@@ -17,6 +17,12 @@ def ratio(num: torch.Tensor, den: torch.Tensor) -> torch.Tensor:
     return torch.where(den > 0, num / den.clamp_min(1), torch.full_like(num, float("nan")))
 
 
+def mean_over_attributes(per_attribute: torch.Tensor) -> float | None:
+    """The overall value of a per-attribute metric: the mean of its finite entries (None if none)."""
+    finite = per_attribute[torch.isfinite(per_attribute)]
+    return float(finite.mean()) if finite.numel() else None
+
+
 class PerAttributeSums(Metric):
     """A Metric whose states (``STATES``) are per-attribute float64 sums over ``attrs``."""
 

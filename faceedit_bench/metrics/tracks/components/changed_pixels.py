@@ -23,7 +23,7 @@ import torch
 
 from ...registry import MetricSpec, register_component, register_metric
 from ..context import Component
-from ...sums import PerAttributeSums, ratio
+from ...sums import PerAttributeSums, mean_over_attributes, ratio
 from .localisation import CHANGE_LEVELS, changed_pixels
 
 AF = ("attribute_flip",)
@@ -66,7 +66,7 @@ class ChangedPixels(Component):
 
     def compute(self):
         per = {key: v.reshape(-1) for key, v in self.err.compute().items()}
-        metrics = {key: (float(v.nanmean()) if bool(torch.isfinite(v).any()) else None) for key, v in per.items()}
+        metrics = {key: mean_over_attributes(v) for key, v in per.items()}
         return metrics, {key: self.per_attr(v.tolist()) for key, v in per.items()}
 
     def protocol(self) -> dict:

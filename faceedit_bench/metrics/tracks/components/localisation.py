@@ -28,13 +28,12 @@ exactly 1 on both difference metrics; a global colour shift scores about |R| / (
 """
 from __future__ import annotations
 
-import math
 
 import torch
 import torch.nn.functional as F
 
 from ...registry import MetricSpec, register_component, register_metric
-from ...sums import PerAttributeSums, ratio
+from ...sums import PerAttributeSums, mean_over_attributes, ratio
 from ..context import Component
 
 AF = ("attribute_flip",)
@@ -122,11 +121,6 @@ class Localisation(PerAttributeSums):
         return out
 
 
-def _mean(v: torch.Tensor) -> float | None:
-    m = float(v.nanmean()) if bool(torch.isfinite(v).any()) else float("nan")
-    return m if math.isfinite(m) else None
-
-
 @register_component
 class LocalisationComponent(Component):
     name = "localisation"
@@ -144,7 +138,7 @@ class LocalisationComponent(Component):
 
     def compute(self):
         per = {key: v.reshape(-1) for key, v in self.loc.compute().items()}  # 1 attr: 0-dim
-        metrics = {key: _mean(v) for key, v in per.items()}
+        metrics = {key: mean_over_attributes(v) for key, v in per.items()}
         per_attr = {key: self.per_attr(v.tolist()) for key, v in per.items()}
         return metrics, per_attr
 
